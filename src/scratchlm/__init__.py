@@ -1,0 +1,8 @@
+"""scratchlm: a Tiny Recursive Model language model written from scratch on NumPy."""
+
+from .config import ModelConfig
+from .errors import ScratchLMError
+
+__version__ = "0.1.0"
+
+__all__ = ["ModelConfig", "ScratchLMError", "__version__"]

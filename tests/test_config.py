@@ -1,0 +1,37 @@
+import pytest
+
+from scratchlm import ModelConfig, ScratchLMError
+
+
+def test_defaults_match_design():
+    c = ModelConfig(vocab_size=10)
+    assert (c.d_model, c.n_heads, c.d_head, c.d_ff, c.depth) == (128, 8, 16, 256, 3)
+    assert (c.max_seq_len, c.cope_max_pos, c.learned_pos) == (80, 64, True)
+    assert (c.adaptive_depth, c.max_depth, c.halt_eps, c.ponder_weight) == (False, 8, 0.01, 0.01)
+
+
+def test_round_trip_dict():
+    c = ModelConfig(vocab_size=7, depth=2, adaptive_depth=True)
+    assert ModelConfig.from_dict(c.to_dict()) == c
+    assert c.n_steps == 8
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"vocab_size": 0},
+        {"vocab_size": 10, "d_model": 10, "n_heads": 3},
+        {"vocab_size": 60_000},
+        {"vocab_size": 10, "depth": 1.5},
+        {"vocab_size": 10, "learned_pos": 1},
+        {"vocab_size": 10, "cope_max_pos": 1},
+    ],
+)
+def test_bad_configs_raise(kwargs):
+    with pytest.raises(ScratchLMError):
+        ModelConfig(**kwargs)
+
+
+def test_unknown_field_is_named():
+    with pytest.raises(ScratchLMError, match="bogus"):
+        ModelConfig.from_dict({"vocab_size": 5, "bogus": 1})
