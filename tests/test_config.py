@@ -35,3 +35,13 @@ def test_bad_configs_raise(kwargs):
 def test_unknown_field_is_named():
     with pytest.raises(ScratchLMError, match="bogus"):
         ModelConfig.from_dict({"vocab_size": 5, "bogus": 1})
+
+
+def test_param_shapes_table():
+    from scratchlm.config import param_shapes
+
+    s = param_shapes(ModelConfig(vocab_size=11, d_model=8, n_heads=2, d_ff=12, depth=2))
+    assert s["block.attn.cope"] == (2, 64, 4)
+    assert s["block.attn_scale"] == (2,) and "block.halt.w" not in s
+    s = param_shapes(ModelConfig(vocab_size=11, learned_pos=False, adaptive_depth=True))
+    assert "pos_emb" not in s and s["block.ffn_scale"] == (8,) and s["block.halt.b"] == (1,)

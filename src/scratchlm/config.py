@@ -76,3 +76,22 @@ class ModelConfig:
         if "vocab_size" not in d:
             raise ConfigError("model config is missing 'vocab_size'")
         return cls(**d)
+
+
+def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every parameter's name and shape, exactly the table of DESIGN.md section 2."""
+    d, V, F, H, S = cfg.d_model, cfg.vocab_size, cfg.d_ff, cfg.n_heads, cfg.n_steps
+    shapes = {"tok_emb": (V, d)}
+    if cfg.learned_pos:
+        shapes["pos_emb"] = (cfg.max_seq_len, d)
+    for norm in ("block.norm1", "block.norm2", "norm_f"):
+        shapes.update({f"{norm}.alpha": (1,), f"{norm}.gamma": (d,), f"{norm}.beta": (d,)})
+    for w in ("wq", "wk", "wv", "wo"):
+        shapes[f"block.attn.{w}"] = (d, d)
+    shapes["block.attn.cope"] = (H, cfg.cope_max_pos, cfg.d_head)
+    shapes.update({"block.ffn.w1": (d, F), "block.ffn.w3": (d, F), "block.ffn.w2": (F, d)})
+    shapes.update({"block.attn_scale": (S,), "block.ffn_scale": (S,)})
+    if cfg.adaptive_depth:
+        shapes.update({"block.halt.w": (d,), "block.halt.b": (1,)})
+    shapes["head.w"] = (d, V)
+    return shapes
