@@ -2,7 +2,8 @@
 
 from .config import ModelConfig
 from .errors import ScratchLMError
+from .model import Model
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelConfig", "ScratchLMError", "__version__"]
+__all__ = ["Model", "ModelConfig", "ScratchLMError", "__version__"]

@@ -34,7 +34,9 @@ class ModelConfig:
         for name in positive + ("cope_max_pos", "max_depth"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"config field {name!r} must be a positive integer, got {value!r}")
+                raise ConfigError(
+                    f"config field {name!r} must be a positive integer, got {value!r}"
+                )
         if self.cope_max_pos < 2:
             raise ConfigError(f"config field 'cope_max_pos' must be >= 2, got {self.cope_max_pos}")
         if self.d_model % self.n_heads:

@@ -1,0 +1,30 @@
+"""Dynamic Tanh (DyT, Zhu et al. 2025): a normalisation layer without statistics.
+
+    y = gamma * tanh(alpha * x) + beta        alpha: one learned scalar; gamma, beta: (d,)
+
+Unlike LayerNorm it does not look at the other features of the token, so it is elementwise and cheap;
+the tanh squashes outliers the way normalisation would.
+"""
+
+import numpy as np
+
+
+def dyt_forward(x, alpha, gamma, beta):
+    """x (..., d), alpha (1,), gamma (d,), beta (d,) -> y (..., d)."""
+    t = np.tanh(alpha * x)  # (..., d)
+    y = gamma * t + beta  # (..., d)
+    return y, (x, t, alpha, gamma)
+
+
+# With t = tanh(alpha x):  dy/dgamma = t,  dy/dbeta = 1,  dt/d(alpha x) = 1 - t^2, so
+#   du = dy * gamma * (1 - t^2),  dx = alpha * du,  dalpha = sum(du * x)
+def dyt_backward(dy, cache):
+    x, t, alpha, gamma = cache
+    lead = tuple(range(dy.ndim - 1))
+    dgamma = (dy * t).sum(axis=lead)  # (d,)
+    dbeta = dy.sum(axis=lead)  # (d,)
+    du = dy * gamma
+    du *= 1.0 - t * t  # (..., d)
+    dalpha = np.array([np.vdot(du, x)], dtype=x.dtype)  # (1,)
+    dx = du * alpha  # (..., d)
+    return dx, dalpha, dgamma, dbeta

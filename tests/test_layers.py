@@ -1,0 +1,156 @@
+"""Float64 central-difference checks of every layer's backward pass, one layer at a time.
+
+Each layer is checked through the scalar L = sum(out * R) with a fixed random R, so dL/dout = R.
+"""
+
+import numpy as np
+import pytest
+from gradcheck import assert_grads_close
+
+from scratchlm.layers.attention import (
+    attention_backward,
+    attention_forward,
+    cope_attention_backward,
+    cope_attention_forward,
+)
+from scratchlm.layers.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from scratchlm.layers.dyt import dyt_backward, dyt_forward
+from scratchlm.layers.embedding import embedding_backward, embedding_forward
+from scratchlm.layers.linear import linear_backward, linear_forward
+from scratchlm.layers.swiglu import swiglu_backward, swiglu_forward
+
+
+def randn(rng, *shape, scale=1.0):
+    return rng.standard_normal(shape) * scale
+
+
+def check_layer(forward, backward, inputs, names):
+    """inputs: the forward's arguments; names: one per argument, None for non-differentiable ones."""
+    rng = np.random.default_rng(123)
+    out, cache = forward(*inputs)
+    R = rng.standard_normal(out.shape)
+    grads = backward(R, cache)
+    arrays = {n: x for n, x in zip(names, inputs, strict=True) if n is not None}
+    analytic = {n: g for n, g in zip([n for n in names if n is not None], grads, strict=True)}
+    assert_grads_close(lambda: np.sum(forward(*inputs)[0] * R), arrays, analytic)
+
+
+def test_linear():
+    rng = np.random.default_rng(0)
+    check_layer(linear_forward, linear_backward, [randn(rng, 2, 3, 5), randn(rng, 5, 4)], "xw")
+
+
+def test_dyt():
+    rng = np.random.default_rng(1)
+    inputs = [randn(rng, 2, 3, 6, scale=2.0), np.array([0.7]), randn(rng, 6), randn(rng, 6)]
+    check_layer(dyt_forward, dyt_backward, inputs, ["x", "alpha", "gamma", "beta"])
+
+
+@pytest.mark.parametrize("with_pos", [True, False])
+def test_embedding(with_pos):
+    rng = np.random.default_rng(2)
+    ids = np.array([[1, 4, 1], [0, 2, 4]])  # token 1 twice: its gradient rows must add up
+    tok, pos = randn(rng, 5, 4), randn(rng, 6, 4)
+    out, cache = embedding_forward(ids, tok, pos if with_pos else None)
+    R = rng.standard_normal(out.shape)
+    dtok, dpos = embedding_backward(R, cache)
+    arrays, analytic = {"tok": tok}, {"tok": dtok}
+    if with_pos:
+        arrays["pos"], analytic["pos"] = pos, np.vstack([dpos, np.zeros((3, 4))])
+    else:
+        assert dpos is None
+
+    def f():
+        return np.sum(embedding_forward(ids, tok, pos if with_pos else None)[0] * R)
+
+    assert_grads_close(f, arrays, analytic)
+
+
+def test_swiglu():
+    rng = np.random.default_rng(3)
+    inputs = [randn(rng, 2, 3, 4), randn(rng, 4, 6), randn(rng, 4, 6), randn(rng, 6, 4)]
+    check_layer(swiglu_forward, swiglu_backward, inputs, ["u", "w1", "w3", "w2"])
+
+
+def positions_off_integers(g, P, margin=2e-4):
+    """The gradient check is only valid where no position p_ij crosses an integer (a floor/ceil
+    kink) or the clamp at P - 1 under the finite-difference step: test that precondition."""
+    p = np.flip(np.cumsum(np.flip(g, -1), -1), -1)
+    p = p[g > 0]  # the causal entries
+    clamped = p > P - 1 + margin
+    free = p[~clamped]
+    return (free < P - 1 - margin).all() and np.abs(free - np.round(free)).min() > margin
+
+
+def inputs_with_positions_off_integers(make, P, gates_of):
+    """Draw inputs from seeds 0, 1, ... until every CoPE position is off an integer point."""
+    for seed in range(100):
+        inputs = make(np.random.default_rng(seed))
+        if positions_off_integers(gates_of(inputs), P):
+            return inputs
+    raise AssertionError("no seed gave positions away from integers")
+
+
+@pytest.mark.parametrize(
+    ("Tq", "Tk", "P"),
+    [(5, 5, 16), (3, 7, 16), (6, 6, 4)],  # self-attention, cached keys, positions clamped at P-1
+)
+def test_cope_attention(Tq, Tk, P):
+    B, H, dh = 2, 3, 4
+
+    def make(rng):
+        q, k, v = randn(rng, B, H, Tq, dh), randn(rng, B, H, Tk, dh), randn(rng, B, H, Tk, dh)
+        return [q, k, v, randn(rng, H, P, dh)]
+
+    inputs = inputs_with_positions_off_integers(make, P, lambda x: cope_attention_forward(*x)[1][5])
+    if P == 4:
+        assert (cope_attention_forward(*inputs)[1][6] == 0).any(), "must exercise the clamp"
+    check_layer(cope_attention_forward, cope_attention_backward, inputs, "qkvc")
+
+
+def test_attention_layer():
+    d, H, P = 8, 2, 8
+
+    def make(rng):
+        ws = [randn(rng, d, d, scale=0.7) for _ in range(4)]
+        return [randn(rng, 2, 5, d), *ws, randn(rng, H, P, d // H)]
+
+    inputs = inputs_with_positions_off_integers(make, P, lambda x: attention_forward(*x)[1][1][5])
+    check_layer(
+        attention_forward, attention_backward, inputs, ["u", "wq", "wk", "wv", "wo", "cope"]
+    )
+
+
+def test_attention_is_causal_and_clamps_positions():
+    rng = np.random.default_rng(6)
+    q, k, v = (randn(rng, 1, 2, 6, 4) for _ in range(3))
+    cope = randn(rng, 2, 3, 4)
+    out, cache = cope_attention_forward(q, k, v, cope)
+    a, g = cache[4], cache[5]
+    assert np.allclose(np.triu(a[0, 0], 1), 0) and np.allclose(a.sum(-1), 1)
+    assert np.allclose(np.triu(g[0, 0], 1), 0)
+    # p_ii = g_ii > 0: every token counts at least itself
+    assert (np.diagonal(g, axis1=-2, axis2=-1) > 0).all()
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_cross_entropy(masked):
+    rng = np.random.default_rng(7)
+    logits = randn(rng, 2, 4, 6, scale=2.0)
+    targets = rng.integers(0, 6, (2, 4))
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 0]]) if masked else None
+    loss, cache = cross_entropy_forward(logits, targets, mask)
+    dlogits = cross_entropy_backward(cache)
+    assert_grads_close(
+        lambda: cross_entropy_forward(logits, targets, mask)[0],
+        {"logits": logits},
+        {"logits": dlogits},
+    )
+    if masked:  # padded positions neither count nor get a gradient
+        assert np.all(dlogits[mask == 0] == 0)
+
+
+def test_cross_entropy_value():
+    logits = np.log(np.array([[[0.25, 0.25, 0.5], [0.1, 0.6, 0.3]]]))
+    loss, _ = cross_entropy_forward(logits, np.array([[2, 1]]), np.array([[1, 0]]))
+    assert loss == pytest.approx(-np.log(0.5))
