@@ -72,21 +72,27 @@ def test_swiglu():
     check_layer(swiglu_forward, swiglu_backward, inputs, ["u", "w1", "w3", "w2"])
 
 
-def positions_off_integers(g, P, margin=2e-4):
+def cope_positions(q, k):
+    """The unclamped CoPE positions p_ij, computed independently of the layer's code."""
+    s = q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1])
+    Tq, Tk = s.shape[-2:]
+    g = np.where(np.tri(Tq, Tk, Tk - Tq, dtype=bool), 1 / (1 + np.exp(-s)), 0.0)
+    return np.flip(np.cumsum(np.flip(g, -1), -1), -1)[g > 0]  # causal entries only
+
+
+def positions_off_integers(p, P, margin=2e-4):
     """The gradient check is only valid where no position p_ij crosses an integer (a floor/ceil
     kink) or the clamp at P - 1 under the finite-difference step: test that precondition."""
-    p = np.flip(np.cumsum(np.flip(g, -1), -1), -1)
-    p = p[g > 0]  # the causal entries
-    clamped = p > P - 1 + margin
-    free = p[~clamped]
+    free = p[p <= P - 1 + margin]
     return (free < P - 1 - margin).all() and np.abs(free - np.round(free)).min() > margin
 
 
-def inputs_with_positions_off_integers(make, P, gates_of):
+def inputs_with_positions_off_integers(make, P, cache_of):
     """Draw inputs from seeds 0, 1, ... until every CoPE position is off an integer point."""
     for seed in range(100):
         inputs = make(np.random.default_rng(seed))
-        if positions_off_integers(gates_of(inputs), P):
+        cache = cache_of(inputs)
+        if positions_off_integers(cope_positions(cache.q, cache.k), P):
             return inputs
     raise AssertionError("no seed gave positions away from integers")
 
@@ -102,9 +108,9 @@ def test_cope_attention(Tq, Tk, P):
         q, k, v = randn(rng, B, H, Tq, dh), randn(rng, B, H, Tk, dh), randn(rng, B, H, Tk, dh)
         return [q, k, v, randn(rng, H, P, dh)]
 
-    inputs = inputs_with_positions_off_integers(make, P, lambda x: cope_attention_forward(*x)[1][5])
+    inputs = inputs_with_positions_off_integers(make, P, lambda x: cope_attention_forward(*x)[1])
     if P == 4:
-        assert (cope_attention_forward(*inputs)[1][6] == 0).any(), "must exercise the clamp"
+        assert (cope_positions(*inputs[:2]) > P - 1).any(), "must exercise the clamp"
     check_layer(cope_attention_forward, cope_attention_backward, inputs, "qkvc")
 
 
@@ -115,7 +121,7 @@ def test_attention_layer():
         ws = [randn(rng, d, d, scale=0.7) for _ in range(4)]
         return [randn(rng, 2, 5, d), *ws, randn(rng, H, P, d // H)]
 
-    inputs = inputs_with_positions_off_integers(make, P, lambda x: attention_forward(*x)[1][1][5])
+    inputs = inputs_with_positions_off_integers(make, P, lambda x: attention_forward(*x)[1][1])
     check_layer(
         attention_forward, attention_backward, inputs, ["u", "wq", "wk", "wv", "wo", "cope"]
     )
@@ -126,11 +132,14 @@ def test_attention_is_causal_and_clamps_positions():
     q, k, v = (randn(rng, 1, 2, 6, 4) for _ in range(3))
     cope = randn(rng, 2, 3, 4)
     out, cache = cope_attention_forward(q, k, v, cope)
-    a, g = cache[4], cache[5]
-    assert np.allclose(np.triu(a[0, 0], 1), 0) and np.allclose(a.sum(-1), 1)
-    assert np.allclose(np.triu(g[0, 0], 1), 0)
-    # p_ii = g_ii > 0: every token counts at least itself
-    assert (np.diagonal(g, axis1=-2, axis2=-1) > 0).all()
+    assert np.allclose(np.triu(cache.a[0, 0], 1), 0) and np.allclose(cache.a.sum(-1), 1)
+    assert np.allclose(np.triu(cache.gate_slope[0, 0], 1), 0)
+    # p_ii = g_ii > 0: every token counts at least itself, so no key is at position 0
+    w_diag = np.diagonal(cache.w, axis1=-2, axis2=-1)
+    assert (w_diag > 0).all()
+    # positions beyond P - 1 = 2 are clamped: they sit exactly at P - 1, with weight 0
+    clamped = np.flip(np.cumsum(np.flip(cache.a > 0, -1), -1), -1) >= 6  # surely p > 2 there
+    assert clamped.any() and (cache.w[clamped] == 0).all()
 
 
 @pytest.mark.parametrize("masked", [False, True])

@@ -30,15 +30,21 @@ def perturbed_model(cfg, seed):
     return model
 
 
-def cope_gates(model, ids):
-    """The CoPE gates (B, H, T, T) of every recursion step, read from the forward caches."""
+def cope_positions(model, ids):
+    """The CoPE positions p_ij (causal entries) of every recursion step, recomputed from the q and
+    k in the forward caches (step cache -> attention cache -> CoPE cache)."""
     _, (_, step_caches, _, _) = model.forward(ids)
-    return [step[4][1][5] for step in step_caches]
+    out = []
+    for step in step_caches:
+        c = step[4][1]
+        s = c.q @ c.k.swapaxes(-1, -2) / np.sqrt(c.q.shape[-1])
+        g = np.where(np.tri(s.shape[-1], dtype=bool), 1 / (1 + np.exp(-s)), 0.0)
+        out.append(np.flip(np.cumsum(np.flip(g, -1), -1), -1)[g > 0])
+    return out
 
 
-def positions_clear(gates, P, margin=2e-4):
-    for g in gates:
-        p = np.flip(np.cumsum(np.flip(g, -1), -1), -1)[g > 0]
+def positions_clear(positions, P, margin=2e-4):
+    for p in positions:
         free = p[p < P - 1 + margin]
         if (free > P - 1 - margin).any() or np.abs(free - np.round(free)).min() <= margin:
             return False
@@ -57,7 +63,7 @@ def test_whole_model_gradients(overrides):
     mask = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]])
     # Precondition, not a tolerance: no CoPE position sits near an integer point or the clamp.
     seed = next(
-        s for s in range(50) if positions_clear(cope_gates(perturbed_model(cfg, s), ids), 6)
+        s for s in range(50) if positions_clear(cope_positions(perturbed_model(cfg, s), ids), 6)
     )
     model = perturbed_model(cfg, seed)
     loss, grads = model.loss_and_grads(ids, targets, mask)

@@ -18,6 +18,8 @@ Not handled here: dropout, attention biases, padding masks (right padding needs 
 already keeps real tokens from seeing the padding after them).
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .linear import linear_backward, linear_forward
@@ -33,68 +35,99 @@ def merge_heads(x):
     return x.transpose(0, 2, 1, 3).reshape(B, T, H * dh)  # (B, T, d)
 
 
+class CopeCache(NamedTuple):
+    q: np.ndarray  # (B, H, Tq, dh)
+    k: np.ndarray  # (B, H, Tk, dh)
+    v: np.ndarray  # (B, H, Tk, dh)
+    cope: np.ndarray  # (H, P, dh)
+    a: np.ndarray  # (B, H, Tq, Tk) attention weights
+    gate_slope: np.ndarray  # (B, H, Tq, Tk) sigmoid'(s), 0 off the causal part
+    w: np.ndarray  # (B, H, Tq, Tk) interpolation weight p - floor(p)
+    z_diff: np.ndarray  # (B, H, Tq, Tk) z_i[ceil p] - z_i[floor p]
+    idx: np.ndarray  # (B, H, Tq, Tk) flat index of z_i[floor p_ij]
+    tri: np.ndarray  # (Tk, Tk) tri[t, j] = [t >= j]
+
+
 def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    """sigmoid(x) = (1 + tanh(x/2)) / 2, overflow-free and computed in place in one new array."""
+    g = x * 0.5
+    np.tanh(g, out=g)
+    g += 1.0
+    g *= 0.5
+    return g
 
 
-def _softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    e /= e.sum(axis=-1, keepdims=True)
-    return e
+def _rows(x, m):
+    """x (..., T) @ m (T, n) as ONE matrix product over all leading rows."""
+    return (x.reshape(-1, x.shape[-1]) @ m).reshape(*x.shape[:-1], m.shape[1])
 
 
 def cope_attention_forward(q, k, v, cope):
     """q (B, H, Tq, dh), k and v (B, H, Tk, dh), cope (H, P, dh) -> o (B, H, Tq, dh)."""
     B, H, Tq, dh = q.shape
     Tk, P = k.shape[2], cope.shape[1]
-    causal = np.tri(Tq, Tk, Tk - Tq, dtype=bool)  # (Tq, Tk): key j visible to query i
-    s = q @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk)
-    s *= 1.0 / np.sqrt(dh)
+    dtype = q.dtype
+    # Future keys get score -inf: their gates sigmoid(-inf) are exactly 0, so they add nothing to
+    # the positions, and the softmax gives them weight 0 - one mask serves both.
+    future = np.where(np.tri(Tq, Tk, Tk - Tq, dtype=bool), 0.0, -np.inf).astype(dtype)  # (Tq, Tk)
+    s = (q * dh**-0.5) @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk)
+    s += future
     g = _sigmoid(s)
-    g *= causal  # gates of future keys are 0, so they add nothing to p
-    p = np.flip(np.cumsum(np.flip(g, -1), axis=-1), -1)  # (B, H, Tq, Tk): sum_{t>=j} g_it
-    p = np.minimum(p, P - 1)
+    # p_ij = sum_{t >= j} g_it, a reverse cumulative sum, as a product with the triangular
+    # matrix tri[t, j] = [t >= j]: one BLAS call instead of a slow cumsum over short rows.
+    tri = np.tri(Tk, dtype=dtype)  # (Tk, Tk)
+    p = _rows(g, tri)  # (B, H, Tq, Tk)
+    np.minimum(p, P - 1, out=p)
     floor = np.floor(p)
     w = p - floor  # (B, H, Tq, Tk) interpolation weight
-    # Flat indices into z of z_i[floor p_ij] and z_i[ceil p_ij]; ceil = floor where w = 0, which
-    # covers integer and clamped positions, where the position gets no gradient.
-    row = np.arange(B * H * Tq).reshape(B, H, Tq, 1) * P
-    idx_floor = floor.astype(np.intp) + row  # (B, H, Tq, Tk)
-    idx_ceil = idx_floor + (w > 0)
-    z = (q @ cope.swapaxes(-1, -2)).reshape(-1)  # (B*H*Tq*P,) from (B, H, Tq, P)
-    z_floor = z[idx_floor]
-    z_diff = z[idx_ceil] - z_floor  # (B, H, Tq, Tk)
-    logits = s + z_floor + w * z_diff
-    a = _softmax(np.where(causal, logits, -np.inf))  # (B, H, Tq, Tk)
+    idx = floor.astype(np.intp)
+    idx += np.arange(B * H * Tq).reshape(B, H, Tq, 1) * P  # flat index of z_i[floor p_ij]
+    z = q @ cope.swapaxes(-1, -2)  # (B, H, Tq, P) unscaled q, as DESIGN says
+    z_up = np.zeros_like(z)  # z_i[m+1] - z_i[m]; 0 at m = P-1, where p is clamped
+    np.subtract(z[..., 1:], z[..., :-1], out=z_up[..., :-1])
+    z_floor = z.reshape(-1).take(idx)  # take: faster than fancy indexing for flat indices
+    z_diff = z_up.reshape(-1).take(idx)  # z_i[ceil p] - z_i[floor p] wherever w > 0
+    # At an integer p, floor = ceil: e is z_i[p] either way and p gets no gradient (DESIGN).
+    np.copyto(z_diff, 0, where=w == 0)
+    logits = s
+    logits += z_floor
+    logits += w * z_diff
+    logits -= logits.max(axis=-1, keepdims=True)
+    a = np.exp(logits, out=logits)  # (B, H, Tq, Tk)
+    a /= _rows(a, np.ones((Tk, 1), dtype=dtype))
     o = a @ v  # (B, H, Tq, dh)
-    return o, (q, k, v, cope, a, g, w, z_diff, idx_floor, idx_ceil)
+    gate_slope = g
+    gate_slope *= 1.0 - g  # sigmoid'(s), 0 off the causal part
+    return o, CopeCache(q, k, v, cope, a, gate_slope, w, z_diff, idx, tri)
 
 
 # Backward, with l = s + e the attention logits:
 #   dl = a * (da - sum_j da_ij a_ij)                  softmax
-#   de = dl;  dz_i[floor] += (1-w) de,  dz_i[ceil] += w de,   dp_ij = de_ij (z_i[ceil] - z_i[floor])
-#   p_ij = sum_{t=j..i} g_it   =>   dg_it = sum_{j<=t} dp_ij           (a cumulative sum over j)
-#   ds = dl + dg * g (1 - g)                          the gates' sigmoid (g = 0 off the causal part)
+#   e = z_i[floor] + w (z_i[floor+1] - z_i[floor])  =>  dz_i[floor] += dl, dz_up_i[floor] += w dl,
+#                                                      dp_ij = dl_ij (z_i[ceil] - z_i[floor])
+#   p_ij = sum_{t=j..i} g_it   =>   dg_it = sum_{j<=t} dp_ij  (= dp @ tri^T)
+#   ds = dl + dg * sigmoid'(s)
 #   dq = ds k / sqrt(dh) + dz cope,  dk = ds^T q / sqrt(dh),  dcope = sum_batch dz^T q
 def cope_attention_backward(do, cache):
-    q, k, v, cope, a, g, w, z_diff, idx_floor, idx_ceil = cache
+    q, k, v, cope, a, gate_slope, w, z_diff, idx, tri = cache
     B, H, Tq, dh = q.shape
     P = cope.shape[1]
     da = do @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk)
     dv = a.swapaxes(-1, -2) @ do  # (B, H, Tk, dh)
     dl = da
-    dl -= (da * a).sum(axis=-1, keepdims=True)
+    dl -= _rows(da * a, np.ones((da.shape[-1], 1), dtype=da.dtype))
     dl *= a  # (B, H, Tq, Tk), zero on masked keys
-    dg = np.cumsum(dl * z_diff, axis=-1)  # (B, H, Tq, Tk)
-    ds = dg
-    ds *= g * (1.0 - g)
+    ds = _rows(dl * z_diff, tri.T)  # dL/dg
+    ds *= gate_slope
     ds += dl
-    n = B * H * Tq * P
-    dl_w = dl * w
-    dz = np.bincount(idx_floor.ravel(), (dl - dl_w).ravel(), n)
-    dz += np.bincount(idx_ceil.ravel(), dl_w.ravel(), n)
-    dz = dz.astype(q.dtype).reshape(B, H, Tq, P)
-    scale = 1.0 / np.sqrt(dh)
+    flat = idx.reshape(-1)
+    dz = np.zeros((B, H, Tq, P), dtype=q.dtype)
+    np.add.at(dz.reshape(-1), flat, dl.reshape(-1))
+    dz_up = np.zeros_like(dz)
+    np.add.at(dz_up.reshape(-1), flat, (dl * w).reshape(-1))
+    dz[..., 1:] += dz_up[..., :-1]  # z_up[m] = z[m+1] - z[m]
+    dz[..., :-1] -= dz_up[..., :-1]
+    scale = dh**-0.5
     dq = ds @ k  # (B, H, Tq, dh)
     dq *= scale
     dq += dz @ cope
@@ -119,7 +152,7 @@ def attention_backward(dy, cache):
     """-> du, dwq, dwk, dwv, dwo, dcope."""
     cache_qkv, cache_att, cache_o = cache
     B, T, d = dy.shape
-    H = cache_att[3].shape[0]
+    H = cache_att.cope.shape[0]
     dm, dwo = linear_backward(dy, cache_o)  # (B, T, d)
     dq, dk, dv, dcope = cope_attention_backward(split_heads(dm, H), cache_att)
     dqkv = np.empty((B, T, 3, H, d // H), dtype=dy.dtype)
