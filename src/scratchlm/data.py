@@ -383,12 +383,10 @@ class ExampleBatcher:
         real = cols < lengths[:, None]
         positions = np.where(real, self._starts[chosen][:, None] + cols, 0)
         tokens = np.where(real, self._flat[positions], self.pad_id)
-        counted = real[:, 1:] & (cols[:-1] >= self._loss_start[chosen][:, None])
-        return Batch(
-            np.ascontiguousarray(tokens[:, :-1]),
-            np.ascontiguousarray(tokens[:, 1:]),
-            counted.astype(np.float32),
-        )
+        has_target = real[:, 1:]  # input j is real iff its target j + 1 is
+        inputs = np.where(has_target, tokens[:, :-1], self.pad_id)
+        counted = has_target & (cols[:-1] >= self._loss_start[chosen][:, None])
+        return Batch(inputs, np.ascontiguousarray(tokens[:, 1:]), counted.astype(np.float32))
 
 
 def assistant_loss_start(tokenizer: Tokenizer, text: str, marker: str = "Assistant:") -> int:
