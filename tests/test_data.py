@@ -81,6 +81,7 @@ def test_utf8_bom_is_ignored(tmp_path):
 
 def test_missing_file(tmp_path):
     data_error(str(tmp_path / "nope.json"), "no such file")
+    data_error(str(tmp_path / "typo"), "no such file")
 
 
 def test_directory(tmp_path):

@@ -104,6 +104,7 @@ class _BadRecord(Exception):
 def load_examples(path) -> list[str]:
     """All examples of a `.json`, `.jsonl` or `.txt` example set, each ending in " </s>"."""
     path = Path(path)
+    _check_file(path)  # "no such file" says more than "unsupported file type" after a typo
     parsers = {".json": _parse_json, ".jsonl": _parse_jsonl, ".txt": _parse_txt}
     parse = parsers.get(path.suffix.lower())
     if parse is None:

@@ -51,7 +51,6 @@ __all__ = [
     "BPETokenizer",
     "CharTokenizer",
     "Tokenizer",
-    "TokenizerError",
     "WordTokenizer",
     "build_tokenizer",
     "tokenizer_from_json",
