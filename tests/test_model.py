@@ -33,7 +33,8 @@ def perturbed_model(cfg, seed):
 def cope_positions(model, ids):
     """The CoPE positions p_ij (causal entries) of every recursion step, recomputed from the q and
     k in the forward caches (step cache -> attention cache -> CoPE cache)."""
-    _, (_, step_caches, _, _) = model.forward(ids)
+    _, (_, rec, _, _) = model.forward(ids)
+    step_caches = [step.block for step in rec.steps] if model.config.adaptive_depth else rec
     out = []
     for step in step_caches:
         c = step[4][1]

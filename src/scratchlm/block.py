@@ -14,26 +14,6 @@ from .layers.attention import attention_backward, attention_forward
 from .layers.dyt import dyt_backward, dyt_forward
 from .layers.swiglu import swiglu_backward, swiglu_forward
 
-BLOCK_PARAMS = tuple(
-    f"block.{name}"
-    for name in (
-        "norm1.alpha",
-        "norm1.gamma",
-        "norm1.beta",
-        "attn.wq",
-        "attn.wk",
-        "attn.wv",
-        "attn.wo",
-        "attn.cope",
-        "norm2.alpha",
-        "norm2.gamma",
-        "norm2.beta",
-        "ffn.w1",
-        "ffn.w3",
-        "ffn.w2",
-    )
-)
-
 
 def _norm(p, name):
     return p[f"{name}.alpha"], p[f"{name}.gamma"], p[f"{name}.beta"]

@@ -4,6 +4,12 @@
     h = block^depth(h)                       (block.py; per-token adaptive depth in act.py)
     logits = DyT(h; norm_f) @ head.w
     loss = masked mean of -log softmax(logits)[target]
+           (+ ponder_weight * masked mean of N_t + R_t with adaptive depth)
+
+Per-call statistics for training logs: `loss(..., return_stats=True)` and
+`loss_and_grads(..., return_stats=True)` also return a dict with the cross-entropy `ce`, the
+unweighted ponder cost `ponder` (0 at fixed depth) and `depth_mean`/`depth_min`/`depth_max` over the
+counted positions. Nothing about a call is kept on the model.
 
 The parameters are a flat dict `name -> ndarray` with the names and shapes of `config.param_shapes`.
 This file validates the caller's arrays; the layers below trust theirs.
@@ -11,7 +17,8 @@ This file validates the caller's arrays; the layers below trust theirs.
 
 import numpy as np
 
-from .block import BLOCK_PARAMS, recursive_backward, recursive_forward
+from .act import act_backward, act_forward, depth_stats, ponder_cost
+from .block import recursive_backward, recursive_forward
 from .config import ModelConfig, param_shapes
 from .errors import InputError
 from .layers.cross_entropy import cross_entropy_backward, cross_entropy_forward
@@ -78,26 +85,41 @@ class Model:
     # ----------------------------------------------------------------------- forward / backward
 
     def forward(self, ids):
-        """ids (B, T) -> logits (B, T, V), cache for `backward`."""
+        """ids (B, T) -> logits (B, T, V), cache for `backward`.
+
+        The cache is (embedding, block, final norm, head); with adaptive depth its block part is an
+        `act.ActCache`, whose `N` and `R` (B, T) are each token's depth and remainder.
+        """
         ids = self._check_ids(ids, "ids")
         p, cfg = self.params, self.config
         h, cache_emb = embedding_forward(ids, p["tok_emb"], p.get("pos_emb"))  # (B, T, d)
-        h, cache_rec = recursive_forward(h, p, cfg.depth)
+        if cfg.adaptive_depth:
+            h, _, cache_rec = act_forward(h, p, cfg)  # h: the mixture of the steps' states
+        else:
+            h, cache_rec = recursive_forward(h, p, cfg.depth)
         u, cache_nf = dyt_forward(h, p["norm_f.alpha"], p["norm_f.gamma"], p["norm_f.beta"])
         logits, cache_head = linear_forward(u, p["head.w"])  # (B, T, V)
         return logits, (cache_emb, cache_rec, cache_nf, cache_head)
 
-    def backward(self, dlogits, cache):
-        """dL/dlogits (B, T, V) -> gradients of every parameter (same keys as `params`)."""
+    def backward(self, dlogits, cache, dR=None):
+        """dL/dlogits (B, T, V) -> gradients of every parameter (same keys as `params`).
+
+        dR (B, T): with adaptive depth, dL/dR_t from the ponder cost (None: the loss has none).
+        """
         cache_emb, cache_rec, cache_nf, cache_head = cache
         p = self.params
-        grads = {name: np.zeros_like(p[name]) for name in BLOCK_PARAMS}
-        grads["block.attn_scale"] = np.zeros_like(p["block.attn_scale"])
-        grads["block.ffn_scale"] = np.zeros_like(p["block.ffn_scale"])
+        # The block is shared by all steps: its gradients are sums, accumulated from zero.
+        grads = {
+            name: np.zeros_like(value) for name, value in p.items() if name.startswith("block.")
+        }
         du, grads["head.w"] = linear_backward(dlogits, cache_head)
         dh, *dnorm = dyt_backward(du, cache_nf)
         grads.update(zip(("norm_f.alpha", "norm_f.gamma", "norm_f.beta"), dnorm, strict=True))
-        dh = recursive_backward(dh, cache_rec, p, grads)
+        if self.config.adaptive_depth:
+            dR = np.zeros(dh.shape[:2], dtype=dh.dtype) if dR is None else dR  # (B, T)
+            dh = act_backward(dh, dR, cache_rec, p, grads)
+        else:
+            dh = recursive_backward(dh, cache_rec, p, grads)
         grads["tok_emb"], dpos = embedding_backward(dh, cache_emb)
         if "pos_emb" in p:
             grads["pos_emb"] = np.zeros_like(p["pos_emb"])
@@ -107,18 +129,31 @@ class Model:
     def logits(self, ids) -> np.ndarray:
         return self.forward(ids)[0]
 
-    def loss(self, ids, targets, mask=None) -> float:
-        """The loss alone (evaluation): no gradients are computed."""
-        logits, _ = self.forward(ids)
-        targets, mask = self._check_targets(targets, mask, logits.shape[:2])
-        return cross_entropy_forward(logits, targets, mask)[0]
-
-    def loss_and_grads(self, ids, targets, mask=None):
-        """-> (loss, grads): grads has the same keys and shapes as `params`."""
+    def loss(self, ids, targets, mask=None, return_stats=False):
+        """The loss alone (evaluation): no gradients are computed. -> loss, or (loss, stats)."""
         logits, cache = self.forward(ids)
+        loss, _, _, stats = self._objective(logits, cache, targets, mask)
+        return (loss, stats) if return_stats else loss
+
+    def loss_and_grads(self, ids, targets, mask=None, return_stats=False):
+        """-> (loss, grads), or (loss, grads, stats): grads has the keys and shapes of `params`."""
+        logits, cache = self.forward(ids)
+        loss, cache_ce, dR, stats = self._objective(logits, cache, targets, mask)
+        grads = self.backward(cross_entropy_backward(cache_ce), cache, dR)
+        return (loss, grads, stats) if return_stats else (loss, grads)
+
+    def _objective(self, logits, cache, targets, mask):
+        """-> total loss, cross-entropy cache, dL/dR (None at fixed depth), stats (module doc)."""
         targets, mask = self._check_targets(targets, mask, logits.shape[:2])
-        loss, cache_ce = cross_entropy_forward(logits, targets, mask)
-        return loss, self.backward(cross_entropy_backward(cache_ce), cache)
+        ce, cache_ce = cross_entropy_forward(logits, targets, mask)
+        cfg = self.config
+        if not cfg.adaptive_depth:
+            depth = {"depth_mean": float(cfg.depth), "depth_min": cfg.depth, "depth_max": cfg.depth}
+            return ce, cache_ce, None, {"ce": ce, "ponder": 0.0, **depth}
+        act = cache[1]
+        ponder, dponder = ponder_cost(act.N, act.R, mask)
+        stats = {"ce": ce, "ponder": ponder, **depth_stats(act.N, mask)}
+        return ce + cfg.ponder_weight * ponder, cache_ce, cfg.ponder_weight * dponder, stats
 
     # ------------------------------------------------------------------------------ validation
 
