@@ -27,7 +27,13 @@ MISTAKES = {
     "wrong element type": lambda d: ["train", "--chat", write(d / "t.json", '["ok </s>", 3]')],
     "nothing to train on": lambda d: ["train"],
     "corpus and example sets": lambda d: ["train", "--corpus", "a.txt", "--pretrain", "b.json"],
-    "bad TOML": lambda d: ["train", "--pretrain", "x.json", "--config", write(d / "c.toml", "[model")],
+    "bad TOML": lambda d: [
+        "train",
+        "--pretrain",
+        "x.json",
+        "--config",
+        write(d / "c.toml", "[model"),
+    ],
     "unknown config field": lambda d: [
         "train",
         "--pretrain",
@@ -36,7 +42,13 @@ MISTAKES = {
         write(d / "c.toml", "[model]\nwidth = 3\n"),
     ],
     "bad log level": lambda d: ["--log-level", "loud", "info", "m.safetensors"],
-    "zero epochs": lambda d: ["train", "--pretrain", write(d / "p.json", '["a </s>"]'), "--epochs", "0"],
+    "zero epochs": lambda d: [
+        "train",
+        "--pretrain",
+        write(d / "p.json", '["a </s>"]'),
+        "--epochs",
+        "0",
+    ],
 }
 
 

@@ -1,22 +1,18 @@
 """Model files and checkpoints: round trips, the digest of DESIGN.md section 5, every load check,
 and atomic writes.
 
-The tests run against stand-ins for `Model` and the tokenizer (same attributes as the real ones),
-injected as the modules `scratchlm.model` and `scratchlm.tokenizers`, which is where `load_model`
-imports them from.
 """
 
 import hashlib
 import json
 import os
 import re
-import sys
-import types
 
 import numpy as np
 import pytest
 import safetensors.numpy
 
+from scratchlm import Model
 from scratchlm.config import ModelConfig, param_shapes
 from scratchlm.errors import (
     InputError,
@@ -30,7 +26,6 @@ from scratchlm.errors import (
     ModelFileValueError,
     ModelFileVersionError,
     ModelFileWriteError,
-    TokenizerError,
 )
 from scratchlm.modelfile import (
     load_checkpoint,
@@ -41,6 +36,7 @@ from scratchlm.modelfile import (
     save_model,
 )
 from scratchlm.optim import AdamW
+from scratchlm.tokenizers import WordTokenizer
 
 CONFIG = ModelConfig(
     vocab_size=11, d_model=8, n_heads=2, d_ff=16, depth=2, max_seq_len=6, cope_max_pos=4
@@ -48,43 +44,9 @@ CONFIG = ModelConfig(
 FORMATS = [".safetensors", ".json"]
 
 
-class StandInTokenizer:
-    def __init__(self, vocab):
-        self.vocab = vocab
-
-    def to_json(self):
-        return {"kind": "word", "vocab": self.vocab}
-
-
-def tokenizer_from_json(d):
-    if d.get("kind") != "word":
-        raise TokenizerError(f"unknown tokenizer kind {d.get('kind')!r}")
-    return StandInTokenizer(d["vocab"])
-
-
-class StandInModel:
-    def __init__(self, config, tokenizer=None, seed=0, dtype="float32"):
-        self.config, self.tokenizer, self.dtype = config, tokenizer, np.dtype(dtype)
-        rng = np.random.default_rng(seed)
-        self.params = {
-            name: rng.standard_normal(shape).astype(self.dtype)
-            for name, shape in param_shapes(config).items()
-        }
-
-
-@pytest.fixture(autouse=True)
-def stand_ins(monkeypatch):
-    model_module = types.ModuleType("scratchlm.model")
-    model_module.Model = StandInModel
-    tokenizers_module = types.ModuleType("scratchlm.tokenizers")
-    tokenizers_module.tokenizer_from_json = tokenizer_from_json
-    monkeypatch.setitem(sys.modules, "scratchlm.model", model_module)
-    monkeypatch.setitem(sys.modules, "scratchlm.tokenizers", tokenizers_module)
-
-
 def make_model(seed=1, tokenizer=True):
     words = ["<pad>", "<unk>", "</s>"] + [f"w{i}" for i in range(8)]
-    return StandInModel(CONFIG, StandInTokenizer(words) if tokenizer else None, seed=seed)
+    return Model(CONFIG, WordTokenizer(words) if tokenizer else None, seed=seed)
 
 
 def design_digest(config, tokenizer, tensors):
@@ -132,12 +94,14 @@ def test_round_trip_gives_identical_params(tmp_path, ext):
     digest = save_model(path, model, description="a test model")
     loaded = load_model(path)
     assert loaded.config == model.config
-    assert loaded.tokenizer.vocab == model.tokenizer.vocab
+    assert loaded.tokenizer.tokens == model.tokenizer.tokens
     assert list(loaded.params) == list(param_shapes(CONFIG))
     for name, p in model.params.items():
         assert loaded.params[name].dtype == np.float32
         np.testing.assert_array_equal(loaded.params[name], p)
     assert read_model_file(path).sha256 == digest
+    ids = np.array([[3, 4, 5, 2]])
+    np.testing.assert_array_equal(loaded.logits(ids), model.logits(ids))
 
 
 def test_both_formats_have_the_same_digest(tmp_path):
@@ -320,7 +284,7 @@ def test_nan_weight_is_refused_by_the_value_check(tmp_path):
 def test_bad_tokenizer_is_refused(tmp_path):
     path = tmp_path / "m.json"
     save_model(path, make_model())
-    rewrite_json(path, lambda doc: doc["tokenizer"].update(kind="mystery"))
+    rewrite_json(path, lambda doc: doc["tokenizer"].update(type="mystery"))
     with pytest.raises(ModelFileTokenizerError, match="m.json: tokenizer check failed"):
         load_model(path)
 

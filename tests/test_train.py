@@ -18,7 +18,12 @@ SMALL = {"d_model": 16, "n_heads": 2, "d_ff": 24, "depth": 2, "max_seq_len": 16}
 
 def toy(seed=0, n=24, V=12):
     rng = np.random.default_rng(seed)
-    examples = [list(rng.integers(3, V, rng.integers(4, 10))) + [2] for _ in range(n)]
+    # counting sequences from a random start: learnable, so the loss can really fall
+    starts, lengths = rng.integers(0, V - 3, n), rng.integers(4, 10, n)
+    examples = [
+        [3 + (a + i) % (V - 3) for i in range(k)] + [2]
+        for a, k in zip(starts, lengths, strict=True)
+    ]
     model = Model(ModelConfig(vocab_size=V, **SMALL), seed=seed)
     return model, ExampleBatcher(examples, batch_size=8, max_seq_len=16, seed=seed)
 
@@ -109,7 +114,10 @@ def test_bad_train_config(bad):
 
 
 def write_sets(tmp_path):
-    facts = [f"The {w} is {c} . </s>" for w in ("sky", "sea", "grass", "sun") for c in ("blue", "big")]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    facts = [
+        f"The {w} is {c} . </s>" for w in ("sky", "sea", "grass", "sun") for c in ("blue", "big")
+    ]
     chat = [
         "User: What colour is the sky? Assistant: The sky is blue . </s>",
         "User: What colour is grass? Assistant: Grass is green . </s>",
