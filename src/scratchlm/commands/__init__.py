@@ -1,3 +1,5 @@
 """The sub-commands of `scratchlm`, one module each; `COMMANDS` lists them in help order."""
 
-COMMANDS = []
+from . import eval, info, run, train
+
+COMMANDS = [run, train, eval, info]

@@ -1,0 +1,75 @@
+"""Tokenizer benchmark: bundled corpus sizes, BPE training time and encoding speed.
+
+Usage: python benchmarks/tokenizers.py [path/to/tinyshakespeare.txt]
+The Shakespeare path defaults to $SCRATCHLM_SHAKESPEARE or ../shared/data/tinyshakespeare.txt
+beside the repository; the BPE lines are skipped when it is missing.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from scratchlm.data import load_examples
+from scratchlm.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer, tokenizer_from_json
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shakespeare_path() -> Path:
+    if len(sys.argv) > 1:
+        return Path(sys.argv[1])
+    env = os.environ.get("SCRATCHLM_SHAKESPEARE")
+    return Path(env) if env else REPO.parent / "shared/data/tinyshakespeare.txt"
+
+
+def corpus_sizes() -> None:
+    pretrain = load_examples(REPO / "data/pretrain.json")
+    chat = load_examples(REPO / "data/chat.json")
+    tok = WordTokenizer.build(pretrain + chat)
+    for name, examples in (("pretrain", pretrain), ("chat", chat)):
+        lengths = [len(tok.encode(text)) for text in examples]
+        print(
+            f"corpus={name} examples={len(examples)} word_tokens={sum(lengths)} "
+            f"max_tokens_per_example={max(lengths)}"
+        )
+    print(f"word_vocab={tok.vocab_size} (pretrain+chat, specials included)")
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def bpe_speed(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    tok, seconds = timed(lambda: BPETokenizer.build([text], vocab_size=4096))
+    print(
+        f"bpe_train corpus_mb={len(text.encode()) / 1e6:.2f} vocab={tok.vocab_size} s={seconds:.2f}"
+    )
+    sample = text.encode()[:1_000_000].decode("utf-8", errors="ignore")
+    mb = len(sample.encode()) / 1e6
+    cold = tokenizer_from_json(tok.to_json())  # a fresh pre-token cache
+    ids, seconds = timed(lambda: cold.encode(sample))
+    print(f"bpe_encode mb={mb:.2f} tokens={len(ids)} s={seconds:.3f} mb_per_s={mb / seconds:.1f}")
+    _, seconds = timed(lambda: cold.encode(sample))
+    print(f"bpe_encode_warm_cache mb_per_s={mb / seconds:.1f}")
+    _, seconds = timed(lambda: cold.decode(ids))
+    print(f"bpe_decode mb_per_s={mb / seconds:.1f}")
+    char = CharTokenizer.build([text])
+    _, seconds = timed(lambda: char.encode(sample))
+    print(f"char_encode vocab={char.vocab_size} mb_per_s={mb / seconds:.1f}")
+
+
+def main() -> None:
+    corpus_sizes()
+    path = shakespeare_path()
+    if path.is_file():
+        bpe_speed(path)
+    else:
+        print(f"bpe: skipped, {path} not found")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""`scratchlm run`: the seed's whole job on the bundled corpus (what `make demo` runs)."""
+
+from pathlib import Path
+
+
+def register(sub):
+    p = sub.add_parser("run", help="pre-train and instruction-tune on the bundled corpus, then chat")
+    p.add_argument("-i", "--interactive", action="store_true", help="chat with the model afterwards")
+    p.add_argument("--output", type=Path, default=Path("out/model.safetensors"))
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..pipeline import demo_options, run_pipeline
+
+    model = run_pipeline(demo_options(args.output, args.seed))
+    if args.interactive:
+        from ..chat import chat_loop
+
+        chat_loop(model)
+    return 0

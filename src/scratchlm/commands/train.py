@@ -1,0 +1,115 @@
+"""`scratchlm train`: the seed's two phases on your files, or step-based training on a corpus.
+
+    scratchlm train --pretrain facts.json --chat chat.json [--epochs 30 --chat-epochs 60 ...]
+    scratchlm train --corpus input.txt --tokenizer char [--steps 2000 --max-minutes 2 ...]
+
+A TOML file (`--config`) may hold a [model] table (ModelConfig fields) and a [train] table
+(TrainConfig fields); options given on the command line win.
+"""
+
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..train import TrainConfig
+
+TRAIN_OPTIONS = {  # command-line option -> TrainConfig field
+    "epochs": "epochs",
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "weight_decay": "weight_decay",
+    "grad_clip": "grad_clip",
+    "accum": "accum",
+    "max_grad": "max_grad",
+}
+
+
+def register(sub):
+    p = sub.add_parser("train", help="train on your own files (example sets or a text corpus)")
+    data = p.add_argument_group("data")
+    data.add_argument("--pretrain", type=Path, nargs="+", default=[], metavar="FILE")
+    data.add_argument("--chat", type=Path, nargs="+", default=[], metavar="FILE")
+    data.add_argument("--corpus", type=Path, metavar="FILE", help="a plain-text corpus")
+    p.add_argument("--tokenizer", choices=("word", "char", "bpe"))
+    p.add_argument("--vocab-size", type=int, help="bpe: the vocabulary to train to")
+    p.add_argument("--config", type=Path, help="TOML file with [model] and [train] tables")
+    p.add_argument("--epochs", type=int, help="pre-training epochs (example sets)")
+    p.add_argument("--chat-epochs", type=int, help="instruction-tuning epochs")
+    p.add_argument("--steps", type=int, help="optimizer updates (corpus)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--chat-lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--grad-clip", type=float)
+    p.add_argument("--accum", type=int, help="micro-batches per update")
+    p.add_argument("--max-grad", type=float, help="skip updates with max |grad| above this")
+    p.add_argument("--assistant-only", action="store_true", help="chat loss on answers only")
+    p.add_argument("--seq-len", type=int, help="corpus: window length (default max_seq_len)")
+    p.add_argument("--eval-every", type=int, default=100, help="corpus: updates between evals")
+    p.add_argument("--max-minutes", type=float, help="stop cleanly after this wall time, and save")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", type=Path, default=Path("out/model.safetensors"))
+    p.add_argument("--resume", type=Path, metavar="CHECKPOINT")
+    p.set_defaults(func=main)
+
+
+def read_toml(path: Path) -> tuple[dict, dict]:
+    """-> ([model] table, [train] table) of a TOML config file."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    unknown = sorted(set(doc) - {"model", "train"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown table(s) {', '.join(unknown)}; use [model] and [train]")
+    train = doc.get("train", {})
+    known = {f.name for f in fields(TrainConfig)}
+    bad = sorted(set(train) - known)
+    if bad:
+        raise ConfigError(f"{path}: unknown [train] option(s): {', '.join(bad)}")
+    return doc.get("model", {}), train
+
+
+def train_config(args, base: dict, **overrides) -> TrainConfig:
+    values = dict(base)
+    for option, name in TRAIN_OPTIONS.items():
+        if getattr(args, option, None) is not None:
+            values[name] = getattr(args, option)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["seed"] = args.seed
+    return TrainConfig(**values)
+
+
+def main(args) -> int:
+    model_cfg, train_cfg = read_toml(args.config) if args.config else ({}, {})
+    if args.corpus is not None:
+        if args.pretrain or args.chat:
+            raise ConfigError("give either --corpus or --pretrain/--chat files, not both")
+        from ..corpus import train_on_corpus
+
+        train_on_corpus(args, model_cfg, train_config(args, train_cfg))
+        return 0
+    if not (args.pretrain or args.chat or args.resume):
+        raise ConfigError("nothing to train on: give --pretrain and/or --chat files, or --corpus")
+    from ..pipeline import Phase, RunOptions, run_pipeline
+
+    phases = []
+    if args.pretrain:
+        phases.append(Phase("pretrain", args.pretrain, train_config(args, train_cfg)))
+    if args.chat:
+        chat_tc = train_config(args, train_cfg, epochs=args.chat_epochs, lr=args.chat_lr)
+        phases.append(Phase("chat", args.chat, chat_tc, assistant_only=args.assistant_only))
+    opts = RunOptions(
+        phases=phases,
+        output=args.output,
+        tokenizer=args.tokenizer or "word",
+        model=model_cfg,
+        seed=args.seed,
+    )
+    run_pipeline(opts, resume=args.resume)
+    return 0

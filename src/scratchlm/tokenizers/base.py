@@ -1,0 +1,101 @@
+"""The small interface every tokenizer implements, and the checks they share.
+
+Every tokenizer has the same three special tokens at the same ids: `<pad>` = 0 (right-padding of
+batches), `<unk>` = 1 (anything outside the vocabulary) and `</s>` = 2 (end of sequence). Keeping
+them fixed means batching, the loss mask and generation never need to ask which tokenizer is in use.
+This module does not train or serialise anything itself; see word.py, char.py and bpe.py.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import InputError, TokenizerError
+
+PAD, UNK, EOS = "<pad>", "<unk>", "</s>"
+SPECIALS = (PAD, UNK, EOS)
+PAD_ID, UNK_ID, EOS_ID = 0, 1, 2
+
+MAX_VOCAB = 50_000  # DESIGN.md section 3
+
+
+class Tokenizer(ABC):
+    """Text <-> token ids. Subclasses set `kind` (the `"type"` of their JSON form)."""
+
+    kind: ClassVar[str]
+    pad_id: int = PAD_ID
+    unk_id: int = UNK_ID
+    eos_id: int = EOS_ID
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of distinct ids; every id produced by `encode` is below it."""
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`; the literal `</s>` becomes `eos_id`. No length limit here."""
+
+    @abstractmethod
+    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
+        """Text of `ids`. Special tokens are dropped unless `skip_special` is False."""
+
+    @abstractmethod
+    def to_json(self) -> dict:
+        """A JSON-serialisable dict with a `"type"` key that `tokenizer_from_json` rebuilds."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+    def _check_text(self, text: str) -> str:
+        if not isinstance(text, str):
+            raise InputError(f"encode expects a str, got {type(text).__name__}")
+        return text
+
+    def _check_ids(self, ids: Iterable[int]) -> list[int]:
+        """The ids as a list of Python ints, or `InputError` naming the first bad one."""
+        arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
+        if arr.size == 0:
+            return []
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise InputError(f"decode expects a flat sequence of integer ids, got {arr.dtype}")
+        bad = np.flatnonzero((arr < 0) | (arr >= self.vocab_size))
+        if bad.size:
+            i = int(bad[0])
+            raise InputError(
+                f"token id {int(arr[i])} at position {i} is out of range "
+                f"for a vocabulary of {self.vocab_size}"
+            )
+        return arr.tolist()
+
+
+def check_vocab_limit(vocab_size: int, minimum: int, kind: str) -> None:
+    """Reject a requested vocabulary size outside [minimum, MAX_VOCAB]."""
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+        raise TokenizerError(f"{kind} vocab_size must be an integer, got {vocab_size!r}")
+    if not minimum <= vocab_size <= MAX_VOCAB:
+        raise TokenizerError(
+            f"{kind} vocab_size must be between {minimum} and {MAX_VOCAB:,}, got {vocab_size:,}"
+        )
+
+
+def check_token_list(d: dict, kind: str) -> list[str]:
+    """The `"tokens"` list of a word/char tokenizer's JSON, checked: specials first, no repeats."""
+    tokens = d.get("tokens")
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise TokenizerError(f"{kind} tokenizer JSON needs 'tokens': a list of strings")
+    if tuple(tokens[:3]) != SPECIALS:
+        raise TokenizerError(f"{kind} tokenizer JSON must start with the tokens {list(SPECIALS)}")
+    if len(set(tokens)) != len(tokens):
+        raise TokenizerError(f"{kind} tokenizer JSON has repeated tokens")
+    if len(tokens) > MAX_VOCAB:
+        raise TokenizerError(f"{kind} tokenizer has {len(tokens):,} tokens, over {MAX_VOCAB:,}")
+    return tokens
+
+
+def most_frequent(counts: dict[str, int], keep: int) -> list[str]:
+    """The `keep` most frequent keys (ties broken alphabetically), returned sorted."""
+    ranked = sorted(counts, key=lambda t: (-counts[t], t))
+    return sorted(ranked[:keep])

@@ -1,0 +1,131 @@
+"""The word tokenizer of the seed (DESIGN.md section 3), the default for the bundled corpus.
+
+Splitting: whitespace separates words; inside a word every ASCII punctuation character is a token
+of its own and the runs between them are tokens; case is kept; the literal `</s>` is the
+end-of-sequence token wherever it appears. So "How do mountains form?" is How / do / mountains /
+form / ?. Words outside the vocabulary become `<unk>`.
+
+Decoding cannot know where the original had spaces, so it follows how English is written:
+closing punctuation attaches to the word before it, opening brackets to the word after, hyphens and
+slashes to both, contractions ("it's", "don't") and numbers ("3.14", "1,000", "10:30") and
+abbreviations ("U.S.") are rejoined, and double quotes alternate between opening and closing.
+Rare cases it gets wrong: possessive plurals ("students' books") and names like "O'Brien".
+"""
+
+import re
+import string
+from collections import Counter
+from collections.abc import Iterable
+
+from ..errors import TokenizerError
+from .base import (
+    MAX_VOCAB,
+    SPECIALS,
+    UNK_ID,
+    Tokenizer,
+    check_token_list,
+    check_vocab_limit,
+    most_frequent,
+)
+
+_PUNCT = re.escape(string.punctuation)
+# `</s>` comes first so that it wins over splitting "<", "/", "s", ">".
+_TOKEN_RE = re.compile(rf"</s>|[{_PUNCT}]|[^\s{_PUNCT}]+")
+
+_CLOSERS = frozenset(".,!?;:%)]}")
+_OPENERS = frozenset("([{$#")
+_JOINERS = frozenset("-/_@")
+_CONTRACTION_TAILS = frozenset({"s", "t", "re", "ve", "ll", "d", "m"})
+
+
+def split_words(text: str) -> list[str]:
+    """The word-level tokens of `text` as strings (before mapping them to ids)."""
+    return _TOKEN_RE.findall(text)
+
+
+class WordTokenizer(Tokenizer):
+    kind = "word"
+
+    def __init__(self, tokens: list[str]):
+        """`tokens`: the whole vocabulary in id order, starting with the three specials."""
+        self.tokens = check_token_list({"tokens": tokens}, self.kind)
+        self._ids = {t: i for i, t in enumerate(self.tokens)}
+
+    @classmethod
+    def build(cls, texts: Iterable[str], vocab_size: int = MAX_VOCAB) -> "WordTokenizer":
+        """Vocabulary of `texts`, keeping the `vocab_size - 3` most frequent words if over."""
+        check_vocab_limit(vocab_size, len(SPECIALS) + 1, cls.kind)
+        counts = Counter()
+        for text in texts:
+            counts.update(split_words(text))
+        for special in SPECIALS:
+            counts.pop(special, None)
+        if not counts:
+            raise TokenizerError("cannot build a word tokenizer: the texts contain no words")
+        return cls(list(SPECIALS) + most_frequent(counts, vocab_size - len(SPECIALS)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str) -> list[int]:
+        ids = self._ids
+        return [ids.get(t, UNK_ID) for t in split_words(self._check_text(text))]
+
+    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
+        ids = self._check_ids(ids)
+        if skip_special:
+            ids = [i for i in ids if i >= len(SPECIALS)]
+        return detokenize([self.tokens[i] for i in ids])
+
+    def to_json(self) -> dict:
+        return {"type": self.kind, "tokens": list(self.tokens)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "WordTokenizer":
+        return cls(check_token_list(d, cls.kind))
+
+
+def detokenize(tokens: list[str]) -> str:
+    """Join word tokens with spaces, attaching punctuation the way English is written."""
+    parts: list[str] = []
+    glue_next = False  # the previous token asked to be followed without a space
+    open_quotes: set[str] = set()
+    for i, tok in enumerate(tokens):
+        prev = tokens[i - 1] if i > 0 else ""
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        glue_before, glue_after = _attachment(prev, tok, nxt, open_quotes)
+        if parts and not (glue_next or glue_before):
+            parts.append(" ")
+        parts.append(tok)
+        glue_next = glue_after
+    return "".join(parts)
+
+
+def _attachment(prev: str, tok: str, nxt: str, open_quotes: set[str]) -> tuple[bool, bool]:
+    """Whether `tok` attaches to the token before it and to the one after it."""
+    if tok in _CLOSERS:
+        return True, _inside_number_or_abbreviation(prev, tok, nxt)
+    if tok in _OPENERS:
+        return False, True
+    if tok in _JOINERS:
+        return True, True
+    if tok == "'" and prev[-1:].isalnum() and nxt.lower() in _CONTRACTION_TAILS:
+        return True, True
+    if tok in ("'", '"', "`"):
+        # Quotes alternate: the first one opens (hugs the next word), the second closes.
+        if tok in open_quotes:
+            open_quotes.discard(tok)
+            return True, False
+        open_quotes.add(tok)
+        return False, True
+    return False, False
+
+
+def _inside_number_or_abbreviation(prev: str, tok: str, nxt: str) -> bool:
+    """True for the "." of "3.14" or "U.S.", the "," of "1,000" and the ":" of "10:30"."""
+    if tok == "." and len(prev) == 1 and len(nxt) == 1 and prev.isalpha() and nxt.isalpha():
+        return True
+    if tok in ".:" and prev.isdigit() and nxt.isdigit():
+        return True
+    return tok == "," and prev.isdigit() and len(prev) <= 3 and len(nxt) == 3 and nxt.isdigit()
