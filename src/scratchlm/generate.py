@@ -360,16 +360,15 @@ def generate_stream(
     use_cache=True,
 ) -> Iterator[int]:
     """The tokens `generate_batch` gives for one prompt, yielded one by one as they are made
-    (for streaming output; beam search has no final tokens before it ends, so it is not offered)."""
+    (for streaming output; beam search has no final tokens before it ends, so it is not offered).
+    The arguments are checked at once, not at the first token."""
     prompt = check_prompt(model, prompt, "prompt")
     check_options(model, max_new_tokens, temperature, top_k, top_p, 1, seed, eos_id)
     decoder = make_decoder(model, use_cache)
     rng = np.random.default_rng(seed)
     eos_id = _default_eos(model, eos_id)
-    for _, tokens in sample_steps(
-        decoder, [prompt], max_new_tokens, temperature, top_k, top_p, eos_id, rng
-    ):
-        yield int(tokens[0])
+    steps = sample_steps(decoder, [prompt], max_new_tokens, temperature, top_k, top_p, eos_id, rng)
+    return (int(tokens[0]) for _, tokens in steps)
 
 
 def _default_eos(model, eos_id):
