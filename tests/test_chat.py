@@ -1,9 +1,14 @@
 """Chat: the conversation template and window, settings commands, streaming text, and the real
 `scratchlm chat` and `scratchlm generate` processes (chat driven through a pseudo-terminal)."""
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from scratchlm import Model, ModelConfig
@@ -126,3 +131,129 @@ def test_reset_and_seeded_sampling(model):
 def test_a_model_without_tokenizer_cannot_chat():
     with pytest.raises(InputError, match="no tokenizer"):
         ChatSession(Model(ModelConfig(vocab_size=10)))
+
+
+# ----------------------------------------------------------------------------- the real processes
+
+
+def cli_env():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), SCRATCHLM_LOG="warning")
+    env.pop("PYTHONSTARTUP", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def model_file(model, tmp_path_factory):
+    from scratchlm.modelfile import save_model
+
+    path = tmp_path_factory.mktemp("chat") / "tiny.safetensors"
+    save_model(path, model)
+    return path
+
+
+def send_long_line(child, line, chunk=512):
+    """Type a long line in pieces, reading the terminal's echo in between so neither side blocks."""
+    for i in range(0, len(line), chunk):
+        child.send(line[i : i + chunk])
+        with contextlib.suppress(pexpect.TIMEOUT):
+            child.read_nonblocking(1 << 20, timeout=0.05)
+    child.sendline("")
+
+
+def test_chat_through_a_terminal(model, model_file):
+    # The same conversation in-process gives the answers to expect, token for token.
+    mirror = ChatSession(model, Settings(seed=3))
+    first = "".join(mirror.reply("What causes rain?"))
+    mirror.command("/temperature 0.7")
+    second = "".join(mirror.reply("Why is the sky blue?"))
+    mirror.command("/reset")
+    third = "".join(mirror.reply("What causes rain?"))
+    assert first and second and third
+
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "scratchlm", "chat", str(model_file), "--seed", "3"],
+        env=cli_env(),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 250),
+    )
+    try:
+        child.expect("Ask a question")
+
+        def ask(question):
+            child.expect_exact("User: ")
+            child.sendline(question)
+            child.expect_exact("Assistant: ")
+            child.expect_exact("\r\n")
+            return child.before
+
+        assert ask("What causes rain?") == first
+        child.expect_exact("User: ")
+        child.sendline("/temperature 0.7")
+        child.expect_exact("temperature=0.7")
+        assert ask("Why is the sky blue?") == second
+        child.expect_exact("User: ")
+        child.sendline("/reset")
+        child.expect_exact("(conversation forgotten)")
+        assert ask("What causes rain?") == third
+        child.expect_exact("User: ")
+        send_long_line(child, "x" * 10_001)
+        child.expect_exact("error: your message has 10,001 characters; the limit is 10,000")
+        child.expect_exact("User: ")  # the session goes on
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+
+
+def test_chat_quits_on_ctrl_d(model_file):
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "scratchlm", "chat", str(model_file)],
+        env=cli_env(),
+        encoding="utf-8",
+        timeout=30,
+    )
+    child.expect_exact("User: ")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "scratchlm", *args],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_generate_json(model, model_file):
+    prompt = "User: What causes rain? Assistant:"
+    result = run_cli("generate", str(model_file), prompt, "--json", "--max-tokens", "12")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    tokens = model.generate(model.tokenizer.encode(prompt), max_new_tokens=12)
+    assert out == {
+        "prompt": prompt,
+        "completion": model.tokenizer.decode(tokens),
+        "tokens": len(tokens),
+    }
+    streamed = run_cli("generate", str(model_file), prompt, "--max-tokens", "12")
+    assert streamed.stdout == out["completion"] + "\n"
+
+
+def test_cli_errors_are_one_line(model_file, tmp_path):
+    missing = run_cli("chat", str(tmp_path / "nope.safetensors"))
+    assert missing.returncode == 2 and missing.stderr.startswith("error: ")
+    assert "Traceback" not in missing.stderr
+    bad = run_cli("generate", str(model_file), "Hi", "--top-p", "2")
+    assert bad.returncode == 2
+    assert bad.stderr == "error: top_p must be a number in (0, 1] (or None), got 2.0\n"
+    long = run_cli("generate", str(model_file), "x" * 10_001)
+    assert long.returncode == 2 and "the limit is 10,000" in long.stderr

@@ -70,10 +70,8 @@ def cached_block_step(h, w, s, keys, values, start, hide):
     q, k, v, _ = project_qkv(u1, w["block.attn.w_qkv"], keys.shape[1])  # (B, H, Tn, dh) each
     keys[:, :, start:end] = k
     values[:, :, start:end] = v
-    cope = w["block.attn.cope"]
-    o, _ = cope_attention_forward(
-        q, keys[:, :, :end], values[:, :, :end], cope, hide
-    )  # (B,H,Tn,dh)
+    k, v = keys[:, :, :end], values[:, :, :end]  # (B, H, end, dh): the cached and the new
+    o, _ = cope_attention_forward(q, k, v, w["block.attn.cope"], hide)  # (B, H, Tn, dh)
     a, _ = linear_forward(merge_heads(o), w["block.attn.wo"])  # (B, Tn, d)
     h = h + w["block.attn_scale"][s] * a
     u2, _ = dyt_forward(h, *(w[f"block.norm2.{x}"] for x in ("alpha", "gamma", "beta")))
@@ -154,7 +152,12 @@ class KVCacheDecoder:
         return linear_forward(u, p["head.w"])[0]  # (B, V)
 
     def _run_steps(self, h, start, hide):
-        """The recursion: the block `depth` times, step s reading and extending cache s."""
+        """The recursion: the block `depth` times, step s reading and extending cache s.
+
+        Adaptive depth (act.py) would replace this loop: run all max_depth steps, keep a halted
+        token's state frozen (its later keys and values then come from that frozen state, as in
+        the full forward pass) and return the halting-weighted mixture of the states.
+        """
         for s in range(self.model.config.depth):
             h = cached_block_step(h, self.weights, s, self.keys[s], self.values[s], start, hide)
         return h
