@@ -83,8 +83,18 @@ def test_reply_is_the_greedy_generation_and_joins_the_conversation(model):
     assert session.turns == [(question, expected)]
 
 
+def test_without_history_each_question_stands_alone(model):
+    session = ChatSession(model)
+    session.turns = [("Hi", "Hello.")]
+    assert session.prompt_ids("Why?") == model.tokenizer.encode("User: Why? Assistant:")
+    session.command("/history on")
+    assert session.prompt_ids("Why?") == model.tokenizer.encode(
+        "User: Hi Assistant: Hello. User: Why? Assistant:"
+    )
+
+
 def test_oldest_turns_are_forgotten_to_leave_room_for_the_answer(model):
-    session = ChatSession(model, Settings(max_tokens=10))
+    session = ChatSession(model, Settings(max_tokens=10, history=True))
     session.turns = [(f"Question number {i}?", "An answer of some words.") for i in range(5)]
     ids = session.prompt_ids("What causes rain?")
     assert len(ids) <= 48 - 10
@@ -107,13 +117,15 @@ def test_settings_commands(model):
     assert session.command("/top_k 40") == "top_k=40"
     assert session.command("/top_p 0.9") == "top_p=0.9"
     assert session.command("/max_tokens 12") == "max_tokens=12"
-    assert session.settings == Settings(temperature=0.7, top_k=40, top_p=0.9, max_tokens=12)
+    assert session.command("/history on") == "history=on"
+    assert session.settings == Settings(0.7, top_k=40, top_p=0.9, max_tokens=12, history=True)
     assert session.command("/top_k off") == "top_k=off"
     assert session.command("/temperature") == "temperature=0.7"
     assert "top_k=off" in session.command("/settings")
     assert session.command("/temperature -1").startswith("error: temperature must be >= 0")
     assert session.command("/top_p 2").startswith("error: top_p must be a number in (0, 1]")
     assert session.command("/max_tokens many") == "error: max_tokens takes an integer"
+    assert session.command("/history maybe") == "error: history takes on or off"
     assert session.settings.temperature == 0.7  # unchanged by the errors
     assert session.command("/nope").startswith("unknown command /nope")
     assert "/reset" in session.command("/help")
@@ -165,6 +177,7 @@ def test_chat_through_a_terminal(model, model_file):
     mirror = ChatSession(model, Settings(seed=3))
     first = "".join(mirror.reply("What causes rain?"))
     mirror.command("/temperature 0.7")
+    mirror.command("/history on")
     second = "".join(mirror.reply("Why is the sky blue?"))
     mirror.command("/reset")
     third = "".join(mirror.reply("What causes rain?"))
@@ -192,6 +205,9 @@ def test_chat_through_a_terminal(model, model_file):
         child.expect_exact("User: ")
         child.sendline("/temperature 0.7")
         child.expect_exact("temperature=0.7")
+        child.expect_exact("User: ")
+        child.sendline("/history on")
+        child.expect_exact("history=on")
         assert ask("Why is the sky blue?") == second
         child.expect_exact("User: ")
         child.sendline("/reset")
