@@ -20,7 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q -n 2
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2  # 2 workers x 1 BLAS thread: no oversubscription
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -1,9 +1,10 @@
 """scratchlm: a Tiny Recursive Model language model written from scratch on NumPy."""
 
-from .config import ModelConfig
-from .errors import ScratchLMError
-from .model import Model
-
 __version__ = "0.1.0"
 
-__all__ = ["Model", "ModelConfig", "ScratchLMError", "__version__"]
+from .config import ModelConfig  # noqa: E402
+from .errors import ScratchLMError  # noqa: E402
+from .model import Model  # noqa: E402
+from .modelfile import load_model  # noqa: E402
+
+__all__ = ["Model", "ModelConfig", "ScratchLMError", "__version__", "load_model"]

@@ -35,8 +35,12 @@ def train_on_corpus(args, model_cfg: dict, tc: TrainConfig) -> Model:
         tokenizer = model.tokenizer
         logger.info("resuming %s at update %d", args.resume, state["step"])
     else:
-        tokenizer = build_tokenizer(args.tokenizer or "char", read_corpus(args.corpus), args.vocab_size)
-        cfg = ModelConfig(vocab_size=tokenizer.vocab_size, **{**CORPUS_MODEL, **model_cfg})
+        tokenizer = build_tokenizer(
+            args.tokenizer or "char", read_corpus(args.corpus), args.vocab_size
+        )
+        cfg = ModelConfig.from_dict(
+            {**CORPUS_MODEL, **model_cfg, "vocab_size": tokenizer.vocab_size}
+        )
         model = Model(cfg, tokenizer, seed=args.seed)
     corpus = TokenCorpus.build(args.corpus, tokenizer)
     logger.info(

@@ -32,3 +32,44 @@ class ModelFileError(ScratchLMError):
 
 class TrainingDivergedError(ScratchLMError):
     """Training stopped because the loss or the gradients blew up."""
+
+
+# One subclass per model-file check, so tests and callers can tell which check failed; the message
+# always names the file and the check as well.
+
+
+class ModelFileReadError(ModelFileError):
+    """The file is missing or cannot be read (a folder, no permission, an I/O error)."""
+
+
+class ModelFileFormatError(ModelFileError):
+    """Not a scratchlm model file: an unknown extension, unparseable bytes, a truncated file,
+    a missing or wrong `format` marker, or a required entry that is missing or of the wrong type."""
+
+
+class ModelFileVersionError(ModelFileError):
+    """The file's `format_version` is newer than this scratchlm can read."""
+
+
+class ModelFileIntegrityError(ModelFileError):
+    """The stored `sha256` (or `checkpoint_sha256`) does not match the file's content."""
+
+
+class ModelFileConfigError(ModelFileError):
+    """The stored config is not a valid `ModelConfig`."""
+
+
+class ModelFileShapeError(ModelFileError):
+    """A tensor is missing, unexpected, or has a shape other than the config implies."""
+
+
+class ModelFileValueError(ModelFileError):
+    """A tensor holds NaN or infinity."""
+
+
+class ModelFileTokenizerError(ModelFileError):
+    """The stored tokenizer description cannot be turned back into a tokenizer."""
+
+
+class ModelFileWriteError(ModelFileError):
+    """A model or checkpoint file could not be written (the previous file, if any, is intact)."""

@@ -11,6 +11,9 @@ Per-call statistics for training logs: `loss(..., return_stats=True)` and
 unweighted ponder cost `ponder` (0 at fixed depth) and `depth_mean`/`depth_min`/`depth_max` over the
 counted positions. Nothing about a call is kept on the model.
 
+Generation (`Model.generate`) lives in generate.py: a key/value cache per recursion step, sampling,
+beam search.
+
 The parameters are a flat dict `name -> ndarray` with the names and shapes of `config.param_shapes`.
 This file validates the caller's arrays; the layers below trust theirs.
 """
@@ -21,6 +24,7 @@ from .act import act_backward, act_forward, depth_stats, ponder_cost
 from .block import recursive_backward, recursive_forward
 from .config import ModelConfig, param_shapes
 from .errors import InputError
+from .generate import check_prompt, generate_batch
 from .layers.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from .layers.dyt import dyt_backward, dyt_forward
 from .layers.embedding import embedding_backward, embedding_forward
@@ -154,6 +158,33 @@ class Model:
         ponder, dponder = ponder_cost(act.N, act.R, mask)
         stats = {"ce": ce, "ponder": ponder, **depth_stats(act.N, mask)}
         return ce + cfg.ponder_weight * ponder, cache_ce, cfg.ponder_weight * dponder, stats
+
+    # ------------------------------------------------------------------------------ generation
+
+    def generate(
+        self,
+        prompt_ids,
+        max_new_tokens=64,
+        temperature=0.0,
+        top_k=None,
+        top_p=None,
+        beam=1,
+        seed=None,
+        *,
+        eos_id=None,
+    ) -> list[int]:
+        """The tokens generated after `prompt_ids` (list[int]; no prompt, no `</s>`).
+
+        Greedy at temperature 0 (the default); otherwise sampled, optionally from the top_k most
+        likely tokens or the nucleus of probability top_p, reproducibly for a given seed. beam > 1
+        runs beam search instead. Stops at `eos_id` (default: the tokenizer's `</s>`) or after
+        max_new_tokens. Many prompts at once: `scratchlm.generate.generate_batch`.
+        """
+        # Checked here so that errors name "prompt", not "prompts[0]".
+        prompt_ids = check_prompt(self, prompt_ids, "prompt")
+        return generate_batch(
+            self, [prompt_ids], max_new_tokens, temperature, top_k, top_p, beam, seed, eos_id
+        )[0]
 
     # ------------------------------------------------------------------------------ validation
 

@@ -71,9 +71,11 @@ def run_pipeline(opts: RunOptions, resume: Path | None = None, say=print) -> Mod
     else:
         all_texts = [t for phase_texts in texts.values() for t in phase_texts]
         tokenizer = build_tokenizer(opts.tokenizer, all_texts)
-        cfg = ModelConfig(vocab_size=tokenizer.vocab_size, **opts.model)
+        cfg = ModelConfig.from_dict({**opts.model, "vocab_size": tokenizer.vocab_size})
         model = Model(cfg, tokenizer, seed=opts.seed)
-        say(f"vocabulary: {tokenizer.vocab_size} tokens; model: {model.num_parameters:,} parameters")
+        say(
+            f"vocabulary: {tokenizer.vocab_size} tokens; model: {model.num_parameters:,} parameters"
+        )
         say(f"before training: {opts.question!r} -> {answer(model, chat_prompt(opts.question))!r}")
     metrics = MetricsLog(opts.output.with_name(opts.output.stem + ".metrics.jsonl"))
     names = [p.name for p in opts.phases]

@@ -50,10 +50,14 @@ class TrainConfig:
         for name in ("epochs", "steps", "batch_size", "accum", "max_bad_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"training option {name} must be a positive integer, got {value!r}")
+                raise ConfigError(
+                    f"training option {name} must be a positive integer, got {value!r}"
+                )
         for name in ("lr", "max_grad", "explode_factor"):
             if not getattr(self, name) > 0:
-                raise ConfigError(f"training option {name} must be positive, got {getattr(self, name)}")
+                raise ConfigError(
+                    f"training option {name} must be positive, got {getattr(self, name)}"
+                )
         if not 0 <= self.warmup < 1 or not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("warmup must be in [0, 1) and min_lr_ratio in [0, 1]")
 
@@ -97,7 +101,8 @@ class Trainer:
             total = accumulate(total, grads, weight)
             loss += weight * part
         self._check_loss(loss)
-        worst = max(float(np.max(np.abs(g))) for g in total.values())
+        # np.max, not max(): Python's max() drops a NaN or keeps it depending on the order
+        worst = float(np.max([np.max(np.abs(g)) for g in total.values()]))
         if not math.isfinite(worst) or worst > self.tc.max_grad:
             self._skip(f"max |grad| = {worst:.3g}")
             return None
@@ -130,8 +135,8 @@ class Trainer:
 
     def lr(self, total_updates: int) -> float:
         tc = self.tc
-        return lr_at(
-            self.step,
+        return lr_at(  # the update about to be taken is number step + 1
+            self.step + 1,
             max_lr=tc.lr,
             min_lr=tc.lr * tc.min_lr_ratio,
             warmup_steps=int(tc.warmup * total_updates),
@@ -160,7 +165,9 @@ class Trainer:
                 self.update(group, self.lr(total))
                 for group in _groups(batcher.batches(epoch), tc.accum)
             ]
-            row = self._summary(phase, epoch + 1, [r for r in results if r], time.perf_counter() - t0)
+            row = self._summary(
+                phase, epoch + 1, [r for r in results if r], time.perf_counter() - t0
+            )
             if val is not None:
                 row["val_loss"] = mean_loss(self.model, val.batches(0))
                 row["val_ppl"] = math.exp(min(row["val_loss"], 50.0))
@@ -201,7 +208,10 @@ class Trainer:
                 eval_rng = np.random.default_rng(tc.seed + 1)  # the same windows every time
                 row["val_loss"] = mean_loss(
                     self.model,
-                    (corpus.sample(tc.batch_size, seq_len, eval_rng, "val") for _ in range(eval_batches)),
+                    (
+                        corpus.sample(tc.batch_size, seq_len, eval_rng, "val")
+                        for _ in range(eval_batches)
+                    ),
                 )
                 row["val_ppl"] = math.exp(min(row["val_loss"], 50.0))
                 self._report(row)

@@ -25,5 +25,7 @@ def main(args) -> int:
     loss = examples_loss(model, examples)
     for prompt, expected, got in misses[: args.show_misses]:
         print(f"miss: {prompt!r}\n  expected: {expected!r}\n  got:      {got!r}")
-    print(f"exact_answers={score:.4f} ({len(examples) - len(misses)}/{len(examples)}) loss={loss:.4f}")
+    print(
+        f"exact_answers={score:.4f} ({len(examples) - len(misses)}/{len(examples)}) loss={loss:.4f}"
+    )
     return 0

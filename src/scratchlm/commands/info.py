@@ -4,7 +4,9 @@ from pathlib import Path
 
 
 def register(sub):
-    p = sub.add_parser("info", help="metadata, configuration, parameter count and digest of a model")
+    p = sub.add_parser(
+        "info", help="metadata, configuration, parameter count and digest of a model"
+    )
     p.add_argument("model", type=Path)
     p.set_defaults(func=main)
 

@@ -4,8 +4,12 @@ from pathlib import Path
 
 
 def register(sub):
-    p = sub.add_parser("run", help="pre-train and instruction-tune on the bundled corpus, then chat")
-    p.add_argument("-i", "--interactive", action="store_true", help="chat with the model afterwards")
+    p = sub.add_parser(
+        "run", help="pre-train and instruction-tune on the bundled corpus, then chat"
+    )
+    p.add_argument(
+        "-i", "--interactive", action="store_true", help="chat with the model afterwards"
+    )
     p.add_argument("--output", type=Path, default=Path("out/model.safetensors"))
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=main)

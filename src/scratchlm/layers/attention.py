@@ -14,8 +14,9 @@ and the whole batch are handled by (B, H, T, T) array operations; nothing loops 
 
 The queries may be the LAST Tq of Tk positions (query i sits at position Tk - Tq + i): with Tq = Tk
 this is ordinary self-attention, with Tq < Tk it serves decoding with a key/value cache.
-Not handled here: dropout, attention biases, padding masks (right padding needs none: causality
-already keeps real tokens from seeing the padding after them).
+An optional boolean `hide` mask removes further keys (the left padding of batched generation);
+right padding needs none: causality already keeps real tokens from seeing the padding after them.
+Not handled here: dropout, attention biases.
 """
 
 from typing import NamedTuple
@@ -62,8 +63,12 @@ def _rows(x, m):
     return (x.reshape(-1, x.shape[-1]) @ m).reshape(*x.shape[:-1], m.shape[1])
 
 
-def cope_attention_forward(q, k, v, cope):
-    """q (B, H, Tq, dh), k and v (B, H, Tk, dh), cope (H, P, dh) -> o (B, H, Tq, dh)."""
+def cope_attention_forward(q, k, v, cope, hide=None):
+    """q (B, H, Tq, dh), k and v (B, H, Tk, dh), cope (H, P, dh) -> o (B, H, Tq, dh).
+
+    hide: None, or booleans broadcastable to (B, H, Tq, Tk), True where a query must not see a key
+    even though it is in the past. Every query must still see at least one key.
+    """
     B, H, Tq, dh = q.shape
     Tk, P = k.shape[2], cope.shape[1]
     dtype = q.dtype
@@ -72,6 +77,8 @@ def cope_attention_forward(q, k, v, cope):
     future = np.where(np.tri(Tq, Tk, Tk - Tq, dtype=bool), 0.0, -np.inf).astype(dtype)  # (Tq, Tk)
     s = (q * dh**-0.5) @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk)
     s += future
+    if hide is not None:
+        np.copyto(s, -np.inf, where=hide)  # like future keys: gate 0, attention weight 0
     g = _sigmoid(s)
     # p_ij = sum_{t >= j} g_it, a reverse cumulative sum, as a product with the triangular
     # matrix tri[t, j] = [t >= j]: one BLAS call instead of a slow cumsum over short rows.
@@ -137,12 +144,19 @@ def cope_attention_backward(do, cache):
     return dq, dk, dv, dcope
 
 
-def attention_forward(u, wq, wk, wv, wo, cope):
-    """u (B, T, d), w* (d, d), cope (H, P, dh) -> y (B, T, d). Q, K, V come from one fused product."""
+def project_qkv(u, w_qkv, n_heads):
+    """u (B, T, d), w_qkv = [wq | wk | wv] (d, 3d) -> q, k, v (B, H, T, dh) each; and the cache
+    of the one fused product."""
     B, T, d = u.shape
-    H, dh = cope.shape[0], cope.shape[2]
-    qkv, cache_qkv = linear_forward(u, np.concatenate([wq, wk, wv], axis=1))  # (B, T, 3d)
-    q, k, v = qkv.reshape(B, T, 3, H, dh).transpose(2, 0, 3, 1, 4)  # 3 x (B, H, T, dh)
+    qkv, cache_qkv = linear_forward(u, w_qkv)  # (B, T, 3d)
+    q, k, v = qkv.reshape(B, T, 3, n_heads, d // n_heads).transpose(2, 0, 3, 1, 4)  # (B, H, T, dh)
+    return q, k, v, cache_qkv
+
+
+def attention_forward(u, wq, wk, wv, wo, cope):
+    """u (B, T, d), w* (d, d), cope (H, P, dh) -> y (B, T, d)."""
+    w_qkv = np.concatenate([wq, wk, wv], axis=1)  # (d, 3d)
+    q, k, v, cache_qkv = project_qkv(u, w_qkv, cope.shape[0])  # (B, H, T, dh) each
     o, cache_att = cope_attention_forward(q, k, v, cope)
     y, cache_o = linear_forward(merge_heads(o), wo)  # (B, T, d)
     return y, (cache_qkv, cache_att, cache_o)

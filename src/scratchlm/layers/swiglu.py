@@ -14,8 +14,13 @@ def _sigmoid(x):
 
 def swiglu_forward(u, w1, w3, w2):
     """u (..., d), w1 (d, F), w3 (d, F), w2 (F, d) -> (..., d)."""
-    F = w1.shape[1]
-    ab, cache_in = linear_forward(u, np.concatenate([w1, w3], axis=1))  # (..., 2F)
+    return swiglu_fused_forward(u, np.concatenate([w1, w3], axis=1), w2)
+
+
+def swiglu_fused_forward(u, w13, w2):
+    """The same with W1 and W3 side by side, w13 (d, 2F): generation fuses them once, not per call."""
+    F = w13.shape[1] // 2
+    ab, cache_in = linear_forward(u, w13)  # (..., 2F)
     a, b = ab[..., :F], ab[..., F:]  # gate and up pre-activations, (..., F) each
     sig = _sigmoid(a)
     act = a * sig  # silu(a)

@@ -1,0 +1,25 @@
+"""`scratchlm chat MODEL`: talk with a model in the terminal (see chat.py for the session)."""
+
+from pathlib import Path
+
+from .generate import add_sampling_options
+
+
+def register(sub):
+    p = sub.add_parser("chat", help="chat with a model in the terminal")
+    p.add_argument("model", type=Path, help="model file (.safetensors or .json)")
+    add_sampling_options(p)
+    p.add_argument(
+        "--history", action="store_true", help="show the model the earlier turns (see /history)"
+    )
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..chat import Settings, chat_loop
+    from ..modelfile import load_model
+
+    settings = Settings(
+        args.temperature, args.top_k, args.top_p, args.max_tokens, args.seed, args.history
+    )
+    return chat_loop(load_model(args.model), settings, name=str(args.model))

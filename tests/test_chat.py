@@ -1,0 +1,275 @@
+"""Chat: the conversation template and window, settings commands, streaming text, and the real
+`scratchlm chat` and `scratchlm generate` processes (chat driven through a pseudo-terminal)."""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from scratchlm import Model, ModelConfig
+from scratchlm.chat import ChatSession, Settings, TextStream, render
+from scratchlm.errors import InputError
+from scratchlm.tokenizers import BPETokenizer, WordTokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAT_DATA = json.loads((ROOT / "data" / "chat.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A tiny untrained model with the word tokenizer of the bundled chat set."""
+    tok = WordTokenizer.build(CHAT_DATA)
+    cfg = ModelConfig(vocab_size=tok.vocab_size, d_model=16, n_heads=2, d_ff=32, max_seq_len=48)
+    return Model(cfg, tokenizer=tok, seed=0)
+
+
+def greedy_answer(model, question):
+    return "".join(ChatSession(model).reply(question))
+
+
+# ------------------------------------------------------------------------------- streaming text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It's 3.14 degrees in the U.S. today, isn't it?",
+        'She said "hello (and goodbye)" - then left; 1,000 people/day.',
+        "Mountains form when plates push together.",
+    ],
+)
+def test_text_stream_releases_final_text_only(text):
+    tok = WordTokenizer.build([text])
+    ids = tok.encode(text)
+    stream = TextStream(tok)
+    pieces = [stream.push(i) for i in ids]
+    released = "".join(pieces)
+    assert released + stream.flush() == tok.decode(ids)
+    assert len(released) > len(tok.decode(ids)) // 2  # it streams, not all at the end
+    for k in range(1, len(ids) + 1):  # what is out never changes afterwards
+        assert tok.decode(ids).startswith("".join(pieces[:k]))
+
+
+def test_text_stream_with_split_utf8_characters():
+    text = "naïve café — 東京 😀"
+    tok = BPETokenizer.build([text], vocab_size=260)
+    ids = tok.encode(text)
+    stream = TextStream(tok)
+    out = "".join(stream.push(i) for i in ids) + stream.flush()
+    assert out == text
+
+
+# ------------------------------------------------------------------------------ the conversation
+
+
+def test_template_matches_the_training_data():
+    assert render([], "Why?") == "User: Why? Assistant:"
+    assert render([("Hi", "Hello.")], "Why?") == "User: Hi Assistant: Hello. User: Why? Assistant:"
+    q, a = CHAT_DATA[0].removesuffix(" </s>").split(" Assistant: ")
+    assert render([], q.removeprefix("User: ")) + " " + a + " </s>" == CHAT_DATA[0]
+
+
+def test_reply_is_the_greedy_generation_and_joins_the_conversation(model):
+    session = ChatSession(model)
+    question = "What causes rain?"
+    ids = model.tokenizer.encode(render([], question))
+    expected = model.tokenizer.decode(model.generate(ids, max_new_tokens=64))
+    assert "".join(session.reply(question)) == expected
+    assert session.turns == [(question, expected)]
+
+
+def test_without_history_each_question_stands_alone(model):
+    session = ChatSession(model)
+    session.turns = [("Hi", "Hello.")]
+    assert session.prompt_ids("Why?") == model.tokenizer.encode("User: Why? Assistant:")
+    session.command("/history on")
+    assert session.prompt_ids("Why?") == model.tokenizer.encode(
+        "User: Hi Assistant: Hello. User: Why? Assistant:"
+    )
+
+
+def test_oldest_turns_are_forgotten_to_leave_room_for_the_answer(model):
+    session = ChatSession(model, Settings(max_tokens=10, history=True))
+    session.turns = [(f"Question number {i}?", "An answer of some words.") for i in range(5)]
+    ids = session.prompt_ids("What causes rain?")
+    assert len(ids) <= 48 - 10
+    assert 0 < len(session.turns) < 5
+    assert session.turns[-1][0] == "Question number 4?"  # the newest stay
+
+
+def test_over_long_and_empty_questions(model):
+    session = ChatSession(model)
+    with pytest.raises(InputError, match="10,001 characters; the limit is 10,000"):
+        session.reply("x" * 10_001)
+    with pytest.raises(InputError, match="empty"):
+        session.reply("   ")
+    assert session.turns == []
+
+
+def test_settings_commands(model):
+    session = ChatSession(model)
+    assert session.command("/temperature 0.7") == "temperature=0.7"
+    assert session.command("/top_k 40") == "top_k=40"
+    assert session.command("/top_p 0.9") == "top_p=0.9"
+    assert session.command("/max_tokens 12") == "max_tokens=12"
+    assert session.command("/history on") == "history=on"
+    assert session.settings == Settings(0.7, top_k=40, top_p=0.9, max_tokens=12, history=True)
+    assert session.command("/top_k off") == "top_k=off"
+    assert session.command("/temperature") == "temperature=0.7"
+    assert "top_k=off" in session.command("/settings")
+    assert session.command("/temperature -1").startswith("error: temperature must be >= 0")
+    assert session.command("/top_p 2").startswith("error: top_p must be a number in (0, 1]")
+    assert session.command("/max_tokens many") == "error: max_tokens takes an integer"
+    assert session.command("/history maybe") == "error: history takes on or off"
+    assert session.settings.temperature == 0.7  # unchanged by the errors
+    assert session.command("/nope").startswith("unknown command /nope")
+    assert "/reset" in session.command("/help")
+    assert session.command("/exit") is None and session.command("/quit") is None
+
+
+def test_reset_and_seeded_sampling(model):
+    a = ChatSession(model, Settings(temperature=1.0, seed=5))
+    b = ChatSession(model, Settings(temperature=1.0, seed=5))
+    first = ["".join(s.reply("What causes rain?")) for s in (a, b)]
+    assert first[0] == first[1] and len(a.turns) == 1
+    assert a.command("/reset") == "(conversation forgotten)" and a.turns == []
+
+
+def test_a_model_without_tokenizer_cannot_chat():
+    with pytest.raises(InputError, match="no tokenizer"):
+        ChatSession(Model(ModelConfig(vocab_size=10)))
+
+
+# ----------------------------------------------------------------------------- the real processes
+
+
+def cli_env():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), SCRATCHLM_LOG="warning")
+    env.pop("PYTHONSTARTUP", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def model_file(model, tmp_path_factory):
+    from scratchlm.modelfile import save_model
+
+    path = tmp_path_factory.mktemp("chat") / "tiny.safetensors"
+    save_model(path, model)
+    return path
+
+
+def send_long_line(child, line, chunk=512):
+    """Type a long line in pieces, reading the terminal's echo in between so neither side blocks."""
+    for i in range(0, len(line), chunk):
+        child.send(line[i : i + chunk])
+        with contextlib.suppress(pexpect.TIMEOUT):
+            child.read_nonblocking(1 << 20, timeout=0.05)
+    child.sendline("")
+
+
+def test_chat_through_a_terminal(model, model_file):
+    # The same conversation in-process gives the answers to expect, token for token.
+    mirror = ChatSession(model, Settings(seed=3))
+    first = "".join(mirror.reply("What causes rain?"))
+    mirror.command("/temperature 0.7")
+    mirror.command("/history on")
+    second = "".join(mirror.reply("Why is the sky blue?"))
+    mirror.command("/reset")
+    third = "".join(mirror.reply("What causes rain?"))
+    assert first and second and third
+
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "scratchlm", "chat", str(model_file), "--seed", "3"],
+        env=cli_env(),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 250),
+    )
+    try:
+        child.expect("Ask a question")
+
+        def ask(question):
+            child.expect_exact("User: ")
+            child.sendline(question)
+            child.expect_exact("Assistant: ")
+            child.expect_exact("\r\n")
+            return child.before
+
+        assert ask("What causes rain?") == first
+        child.expect_exact("User: ")
+        child.sendline("/temperature 0.7")
+        child.expect_exact("temperature=0.7")
+        child.expect_exact("User: ")
+        child.sendline("/history on")
+        child.expect_exact("history=on")
+        assert ask("Why is the sky blue?") == second
+        child.expect_exact("User: ")
+        child.sendline("/reset")
+        child.expect_exact("(conversation forgotten)")
+        assert ask("What causes rain?") == third
+        child.expect_exact("User: ")
+        send_long_line(child, "x" * 10_001)
+        child.expect_exact("error: your message has 10,001 characters; the limit is 10,000")
+        child.expect_exact("User: ")  # the session goes on
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+
+
+def test_chat_quits_on_ctrl_d(model_file):
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "scratchlm", "chat", str(model_file)],
+        env=cli_env(),
+        encoding="utf-8",
+        timeout=30,
+    )
+    child.expect_exact("User: ")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "scratchlm", *args],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_generate_json(model, model_file):
+    prompt = "User: What causes rain? Assistant:"
+    result = run_cli("generate", str(model_file), prompt, "--json", "--max-tokens", "12")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    tokens = model.generate(model.tokenizer.encode(prompt), max_new_tokens=12)
+    assert out == {
+        "prompt": prompt,
+        "completion": model.tokenizer.decode(tokens),
+        "tokens": len(tokens),
+    }
+    streamed = run_cli("generate", str(model_file), prompt, "--max-tokens", "12")
+    assert streamed.stdout == out["completion"] + "\n"
+
+
+def test_cli_errors_are_one_line(model_file, tmp_path):
+    missing = run_cli("chat", str(tmp_path / "nope.safetensors"))
+    assert missing.returncode == 2 and missing.stderr.startswith("error: ")
+    assert "Traceback" not in missing.stderr
+    bad = run_cli("generate", str(model_file), "Hi", "--top-p", "2")
+    assert bad.returncode == 2
+    assert bad.stderr == "error: top_p must be a number in (0, 1] (or None), got 2.0\n"
+    long = run_cli("generate", str(model_file), "x" * 10_001)
+    assert long.returncode == 2 and "the limit is 10,000" in long.stderr

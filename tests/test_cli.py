@@ -1,0 +1,108 @@
+"""The command line: user mistakes give one `error: ...` line and exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from scratchlm.cli import main
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+MISTAKES = {
+    "no command": lambda d: [],
+    "unknown command": lambda d: ["fly"],
+    "bad option value": lambda d: ["train", "--epochs", "many"],
+    "unknown option": lambda d: ["run", "--turbo"],
+    "missing model file": lambda d: ["info", str(d / "nope.safetensors")],
+    "not a model file": lambda d: ["info", write(d / "junk.safetensors", "hello")],
+    "unknown model extension": lambda d: ["info", write(d / "m.bin", "x")],
+    "missing data file": lambda d: ["train", "--pretrain", str(d / "nope.json")],
+    "invalid JSON": lambda d: ["train", "--pretrain", write(d / "bad.json", '["a </s>",\n oops]')],
+    "wrong element type": lambda d: ["train", "--chat", write(d / "t.json", '["ok </s>", 3]')],
+    "nothing to train on": lambda d: ["train"],
+    "corpus and example sets": lambda d: ["train", "--corpus", "a.txt", "--pretrain", "b.json"],
+    "bad TOML": lambda d: [
+        "train",
+        "--pretrain",
+        "x.json",
+        "--config",
+        write(d / "c.toml", "[model"),
+    ],
+    "unknown config field": lambda d: [
+        "train",
+        "--pretrain",
+        write(d / "p.json", '["a b </s>"]'),
+        "--config",
+        write(d / "c.toml", "[model]\nwidth = 3\n"),
+    ],
+    "bad log level": lambda d: ["--log-level", "loud", "info", "m.safetensors"],
+    "zero epochs": lambda d: [
+        "train",
+        "--pretrain",
+        write(d / "p.json", '["a </s>"]'),
+        "--epochs",
+        "0",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISTAKES))
+def test_user_mistakes_exit_2_with_one_error_line(name, tmp_path, capsys):
+    argv = MISTAKES[name](tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert "Traceback" not in err[0]
+
+
+def test_errors_name_the_file_and_position(tmp_path, capsys):
+    bad = write(tmp_path / "bad.json", '["a </s>",\n oops]')
+    main(["train", "--pretrain", bad])
+    err = capsys.readouterr().err
+    assert "bad.json" in err and "line 2" in err
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    assert main(["--debug", "info", str(tmp_path / "nope.safetensors")]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_real_process_exit_code_and_stderr(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "scratchlm", "info", str(tmp_path / "missing.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "missing.json" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("run", "train", "eval", "info"):
+        assert command in out
+
+
+def test_train_info_eval_round_trip(tmp_path, capsys):
+    facts = json.dumps(["The sky is blue . </s>", "Grass is green . </s>"])
+    chat = json.dumps(["User: What colour is the sky? Assistant: The sky is blue . </s>"])
+    pre, ch = write(tmp_path / "p.json", facts), write(tmp_path / "c.json", chat)
+    cfg = write(tmp_path / "c.toml", "[model]\nd_model = 16\nn_heads = 2\nd_ff = 16\ndepth = 1\n")
+    out = str(tmp_path / "m.json")
+    argv = ["train", "--pretrain", pre, "--chat", ch, "--config", cfg, "--epochs", "2"]
+    assert main([*argv, "--chat-epochs", "2", "--output", out]) == 0
+    assert main(["info", out]) == 0
+    text = capsys.readouterr().out
+    assert "depth: fixed, 1 steps" in text and "sha256: " in text
+    assert main(["eval", out, ch]) == 0
+    assert "exact_answers=" in capsys.readouterr().out

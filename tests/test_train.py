@@ -1,0 +1,174 @@
+"""The trainer: anomaly handling, divergence, accumulation, resuming, and the seed pipeline."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from scratchlm import Model, ModelConfig
+from scratchlm.data import ExampleBatcher
+from scratchlm.errors import ConfigError, TrainingDivergedError
+from scratchlm.modelfile import load_checkpoint, load_model
+from scratchlm.pipeline import Phase, RunOptions, checkpoint_path, run_pipeline
+from scratchlm.train import TrainConfig, Trainer
+
+SMALL = {"d_model": 16, "n_heads": 2, "d_ff": 24, "depth": 2, "max_seq_len": 16}
+
+
+def toy(seed=0, n=24, V=12):
+    rng = np.random.default_rng(seed)
+    # counting sequences from a random start: learnable, so the loss can really fall
+    starts, lengths = rng.integers(0, V - 3, n), rng.integers(4, 10, n)
+    examples = [
+        [3 + (a + i) % (V - 3) for i in range(k)] + [2]
+        for a, k in zip(starts, lengths, strict=True)
+    ]
+    model = Model(ModelConfig(vocab_size=V, **SMALL), seed=seed)
+    return model, ExampleBatcher(examples, batch_size=8, max_seq_len=16, seed=seed)
+
+
+def poison(model, when, value=np.nan):
+    """Make `model.loss_and_grads` return a gradient holding `value` on the calls in `when`."""
+    real, calls = model.loss_and_grads, [0]
+
+    def fake(*args):
+        loss, grads = real(*args)
+        calls[0] += 1
+        if calls[0] in when:
+            grads["head.w"][0, 0] = value
+        return loss, grads
+
+    model.loss_and_grads = fake
+
+
+def test_training_lowers_the_loss():
+    model, batcher = toy()
+    rows = Trainer(model, TrainConfig(epochs=8, lr=1e-2)).fit_examples("pre", batcher)
+    assert rows[-1]["loss"] < rows[0]["loss"] - 0.3
+    assert {"epoch", "step", "loss", "grad_norm", "lr", "tokens_per_s"} <= set(rows[0])
+
+
+def test_nan_gradient_is_skipped_and_training_continues(caplog):
+    model, batcher = toy()
+    poison(model, when={2})
+    before = {k: v.copy() for k, v in model.params.items()}
+    trainer = Trainer(model, TrainConfig(epochs=1))
+    trainer.fit_examples("pre", batcher)
+    assert trainer.step == len(batcher) - 1  # one update skipped, the others taken
+    assert "skipped update 2" in caplog.text
+    assert all(np.isfinite(v).all() for v in model.params.values())
+    assert not np.array_equal(before["head.w"], model.params["head.w"])
+
+
+def test_anomalous_but_finite_gradient_is_skipped(caplog):
+    model, batcher = toy()
+    poison(model, when={1}, value=5e3)
+    trainer = Trainer(model, TrainConfig(epochs=1, max_grad=1000.0))
+    trainer.fit_examples("pre", batcher)
+    assert trainer.step == len(batcher) - 1 and "max |grad| = 5e+03" in caplog.text
+
+
+def test_repeated_anomalies_stop_training_and_keep_the_checkpoint(tmp_path):
+    model, batcher = toy()
+    ckpt = tmp_path / "ckpt.safetensors"
+    trainer = Trainer(model, TrainConfig(epochs=3, max_bad_steps=3))
+    trainer.fit_examples("pre", batcher, checkpoint=ckpt)  # a good checkpoint after 3 epochs
+    good = ckpt.read_bytes()
+    poison(model, when=set(range(1, 100)))
+    trainer = Trainer(model, TrainConfig(epochs=1, max_bad_steps=3))
+    with pytest.raises(TrainingDivergedError, match="3 anomalous gradients in a row"):
+        trainer.fit_examples("pre", batcher, checkpoint=ckpt)
+    assert ckpt.read_bytes() == good
+    load_checkpoint(ckpt)  # still verifies
+
+
+def test_non_finite_loss_stops_training():
+    model, batcher = toy()
+    real = model.loss_and_grads
+    model.loss_and_grads = lambda *a: (math.inf, real(*a)[1])
+    with pytest.raises(TrainingDivergedError, match="the loss became inf"):
+        Trainer(model, TrainConfig(epochs=1)).fit_examples("pre", batcher)
+
+
+def test_accumulation_equals_one_big_batch():
+    """Two micro-batches, weighted by their counted tokens, give the big batch's gradient."""
+    model, batcher = toy()
+    b = next(batcher.batches(0))
+    halves = [type(b)(*(x[:4] for x in b)), type(b)(*(x[4:] for x in b))]
+    captured = {}
+    trainer = Trainer(model, TrainConfig(grad_clip=0))
+    trainer.opt.step = lambda grads, lr=None: captured.setdefault("g", grads)
+    trainer.update(halves, lr=1e-3)
+    _, full = model.loss_and_grads(b.inputs, b.targets, b.mask)
+    for name in full:
+        np.testing.assert_allclose(captured["g"][name], full[name], rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"epochs": 0}, {"batch_size": -1}, {"lr": 0.0}, {"warmup": 1.0}, {"accum": 1.5}]
+)
+def test_bad_train_config(bad):
+    with pytest.raises(ConfigError):
+        TrainConfig(**bad)
+
+
+def write_sets(tmp_path):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    facts = [
+        f"The {w} is {c} . </s>" for w in ("sky", "sea", "grass", "sun") for c in ("blue", "big")
+    ]
+    chat = [
+        "User: What colour is the sky? Assistant: The sky is blue . </s>",
+        "User: What colour is grass? Assistant: Grass is green . </s>",
+    ]
+    (tmp_path / "pre.json").write_text(json.dumps(facts))
+    (tmp_path / "chat.json").write_text(json.dumps(chat))
+    return tmp_path / "pre.json", tmp_path / "chat.json"
+
+
+def options(tmp_path, epochs=(3, 4)):
+    pre, chat = write_sets(tmp_path)
+    return RunOptions(
+        phases=[
+            Phase("pretrain", [pre], TrainConfig(epochs=epochs[0], batch_size=4, lr=5e-3)),
+            Phase("chat", [chat], TrainConfig(epochs=epochs[1], batch_size=4, lr=5e-3)),
+        ],
+        output=tmp_path / "out" / "m.safetensors",
+        model=SMALL,
+    )
+
+
+def test_pipeline_saves_model_metrics_and_checkpoint(tmp_path):
+    said = []
+    run_pipeline(options(tmp_path), say=said.append)
+    out = tmp_path / "out" / "m.safetensors"
+    model = load_model(out)
+    assert model.tokenizer is not None and model.config.depth == 2
+    rows = [json.loads(line) for line in out.with_name("m.metrics.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in rows] == ["pretrain"] * 3 + ["chat"] * 4
+    assert any("How do mountains form?" in s for s in said)
+    _, _, state = load_checkpoint(checkpoint_path(out))
+    assert state["phase"] == "chat" and state["epoch"] == 4
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    full = run_pipeline(options(tmp_path / "a"), say=lambda s: None)
+    # Interrupt a second run as it is about to save its third checkpoint (pre-training epoch 3).
+    real_save, saves = Trainer.save, []
+
+    def interrupted(self, path, state):
+        saves.append(state)
+        if len(saves) == 3:
+            raise KeyboardInterrupt
+        real_save(self, path, state)
+
+    monkeypatch.setattr(Trainer, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(options(tmp_path / "b"), say=lambda s: None)
+    monkeypatch.setattr(Trainer, "save", real_save)
+    ckpt = checkpoint_path(tmp_path / "b" / "out" / "m.safetensors")
+    assert load_checkpoint(ckpt)[2]["epoch"] == 2
+    resumed = run_pipeline(options(tmp_path / "b"), resume=ckpt, say=lambda s: None)
+    for name, value in full.params.items():
+        np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
