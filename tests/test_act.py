@@ -1,6 +1,7 @@
 """Adaptive depth (act.py and its wiring in Model): float64 gradient checks with tokens halting at
 different steps, the two extremes of the halting bias, frozen states, the early exit, the ponder
-cost and its mask, and the vectorised halting rule against a token-by-token reference."""
+cost and its mask, the vectorised halting rule against a token-by-token reference, and cached
+generation against the full forward pass."""
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from test_model import TINY, cope_positions, perturbed_model, positions_clear
 import scratchlm.act
 from scratchlm import Model, ModelConfig
 from scratchlm.block import block_step_forward
+from scratchlm.generate import KVCacheDecoder, generate_batch, make_decoder
 from scratchlm.layers.embedding import embedding_forward
 
 ACT = ModelConfig(vocab_size=11, **TINY, adaptive_depth=True, max_depth=4, ponder_weight=0.5)
@@ -120,6 +122,17 @@ def test_vectorised_halting_equals_token_by_token_reference():
     np.testing.assert_allclose(out, ref_out, atol=1e-12)
 
 
+def test_causal_although_the_loop_length_depends_on_every_token():
+    model = mixed_depths_model(IDS)
+    before = model.logits(IDS)
+    for t in range(6):
+        changed = IDS.copy()
+        changed[:, t + 1] = (changed[:, t + 1] + 5) % 11
+        after = model.logits(changed)
+        np.testing.assert_allclose(after[:, : t + 1], before[:, : t + 1], rtol=0, atol=1e-12)
+        assert not np.allclose(after[:, t + 1], before[:, t + 1])
+
+
 def copy_into(fixed, adaptive, depth):
     """Give `fixed` (a fixed-depth model) the adaptive model's weights, its first `depth` scales."""
     for name, value in fixed.params.items():
@@ -227,3 +240,47 @@ def test_fixed_depth_stats_and_float32():
     assert np.isfinite(loss)
     assert all(g.dtype == np.float32 for g in grads.values())
     assert model.logits(IDS).dtype == np.float32
+
+
+def test_cached_generation_equals_full_forward():
+    """Every next-token distribution of the key/value-cached decoder, over left-padded rows of
+    different lengths and past the sliding of the 8-token window, equals the full forward pass."""
+    model = act_model(ACT, 3, bias=-0.5)
+    decoder = KVCacheDecoder(model)
+    rng = np.random.default_rng(3)
+    logits = decoder.start([rng.integers(3, 11, n).tolist() for n in (2, 5, 3)])
+    depths = []
+    for _ in range(12):
+        for row, context in zip(logits, decoder.contexts, strict=True):
+            logits_full, cache = model.forward(np.array([context]))
+            np.testing.assert_allclose(row, logits_full[0, -1], rtol=0, atol=1e-12)
+            depths.append(cache[1].N[0, -1])
+        logits = decoder.advance(logits.argmax(axis=-1))
+    assert len(set(depths)) >= 3  # new tokens halted at different steps
+
+
+def test_cached_steps_skipped_by_the_prompt_get_the_frozen_keys():
+    """A prompt whose tokens all halt early stops its loop; a later token that runs deeper attends
+    at those skipped steps to keys from the prompt's frozen states, as the full forward pass does."""
+    model = act_model(ACT, 3, bias=-0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        prompt, token = rng.integers(3, 11, 3).tolist(), int(rng.integers(3, 11))
+        N = act_cache(model, np.array([prompt + [token]])).N[0]
+        if N[:3].max() < N[3]:
+            break
+    else:
+        raise AssertionError("no prompt halts before the token that follows it")
+    decoder = KVCacheDecoder(model)
+    decoder.start([prompt])
+    np.testing.assert_allclose(
+        decoder.advance([token])[0], model.logits(np.array([prompt + [token]]))[0, -1], atol=1e-12
+    )
+
+
+def test_generate_uses_the_cache_with_adaptive_depth():
+    model = act_model(ACT, 3, bias=-0.5)
+    prompts = [[3, 4], [5, 6, 7, 8]]
+    assert isinstance(make_decoder(model), KVCacheDecoder)
+    cached = generate_batch(model, prompts, max_new_tokens=10)
+    assert cached == generate_batch(model, prompts, max_new_tokens=10, use_cache=False)

@@ -12,10 +12,11 @@ stays frozen and other tokens keep attending to keys and values recomputed from 
 runs the block on the whole (B, T, d) tensor and merely keeps halted rows; the loop stops once every
 token (padding included) has halted. The ponder cost mean(N_t + R_t) pushes towards halting early.
 
-Handled here: the forward and the exact backward pass for fixed halting decisions (which step each
-token stops at is a constant, as in Graves 2016), the ponder cost and depth statistics. Not handled:
-the block itself (block.py), cached generation, and any saving of compute inside a step - halted
-tokens are recomputed and discarded.
+Handled here: the halting loop (shared with cached generation, which supplies its own block step),
+the forward and the exact backward pass for fixed halting decisions (which step each token stops at
+is a constant, as in Graves 2016), the ponder cost and depth statistics. Not handled: the block
+itself (block.py), the key/value cache (generate.py), and any saving of compute inside a step -
+halted tokens are recomputed and discarded.
 """
 
 from typing import NamedTuple
@@ -49,6 +50,15 @@ def act_forward(h, p, cfg):
 
     N (B, T) int and R (B, T) are each token's depth and remainder (the ponder cost is their mean).
     """
+    out, _, N, R, steps = halting_loop(h, p, cfg, lambda h, s: block_step_forward(h, p, s))
+    return out, (N, R), ActCache(steps, N, R)
+
+
+def halting_loop(h, p, cfg, block_step):
+    """The halting rule around `block_step(h, s) -> (new state, its cache)`.
+
+    -> mixture (B, T, d), final states (B, T, d) (each token's frozen state), N, R, the steps run.
+    """
     B, T, _ = h.shape
     c = np.zeros((B, T), dtype=h.dtype)  # probability accumulated by the steps that did not halt
     running = np.ones((B, T), dtype=bool)
@@ -57,7 +67,7 @@ def act_forward(h, p, cfg):
     out = np.zeros_like(h)
     steps = []
     for s in range(cfg.max_depth):
-        h_new, cache_block = block_step_forward(h, p, s)  # (B, T, d)
+        h_new, cache_block = block_step(h, s)  # (B, T, d)
         prob = _sigmoid(h_new @ p["block.halt.w"] + p["block.halt.b"])  # (B, T)
         halts = running & ((c + prob >= 1.0 - cfg.halt_eps) | (s == cfg.max_depth - 1))
         goes_on = running & ~halts
@@ -72,7 +82,7 @@ def act_forward(h, p, cfg):
         running = goes_on
         if not running.any():
             break
-    return out, (N, R), ActCache(steps, N, R)
+    return out, h, N, R, steps
 
 
 # Backward, for fixed halting decisions. With out = sum_s weight^s h_new^s and per token

@@ -5,10 +5,10 @@ Decoders compute the next-token logits of several rows (prompts or beams) at onc
 - `KVCacheDecoder` keeps a key/value cache FOR EACH RECURSION STEP. The shared block runs `depth`
   times and step s attends over keys and values built from the hidden states entering step s, so
   each step needs its own cache. A new token then runs the block over that token alone, attending
-  to every cached key; the logits equal the full forward pass over the whole context.
+  to every cached key; the logits equal the full forward pass over the whole context. With adaptive
+  depth the new tokens run act.py's halting loop over these cached steps (see `_run_act_steps`).
 - `RecomputeDecoder` runs the model's full forward pass over the whole context for every token: the
-  reference the cache is measured against, and what models with adaptive depth use until act.py
-  supplies a cached step loop (`KVCacheDecoder._run_steps` is the one place that loop lives).
+  reference the cache is measured against.
 
 Context window: a row's context never exceeds `max_seq_len` (L) tokens. When a new token would make
 it longer, the row keeps its most recent L // 2 tokens and the cache is rebuilt from them by one full
@@ -33,6 +33,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from .act import halting_loop
 from .errors import InputError
 from .layers.attention import cope_attention_forward, merge_heads, project_qkv
 from .layers.dyt import dyt_forward
@@ -66,8 +67,7 @@ def cached_block_step(h, w, s, keys, values, start, hide):
     and values are written into it. Returns the new tokens' states after step s, (B, Tn, d).
     """
     end = start + h.shape[1]
-    u1, _ = dyt_forward(h, *(w[f"block.norm1.{x}"] for x in ("alpha", "gamma", "beta")))
-    q, k, v, _ = project_qkv(u1, w["block.attn.w_qkv"], keys.shape[1])  # (B, H, Tn, dh) each
+    q, k, v = _queries_keys_values(h, w, keys.shape[1])  # (B, H, Tn, dh) each
     keys[:, :, start:end] = k
     values[:, :, start:end] = v
     k, v = keys[:, :, :end], values[:, :, :end]  # (B, H, end, dh): the cached and the new
@@ -77,6 +77,13 @@ def cached_block_step(h, w, s, keys, values, start, hide):
     u2, _ = dyt_forward(h, *(w[f"block.norm2.{x}"] for x in ("alpha", "gamma", "beta")))
     f, _ = swiglu_fused_forward(u2, w["block.ffn.w13"], w["block.ffn.w2"])  # (B, Tn, d)
     return h + w["block.ffn_scale"][s] * f
+
+
+def _queries_keys_values(h, w, n_heads):
+    """The attention's q, k, v (B, H, Tn, dh) of states h (B, Tn, d) entering any step: the step
+    index only enters through the residual scales, so the same state gives the same keys."""
+    u1, _ = dyt_forward(h, *(w[f"block.norm1.{x}"] for x in ("alpha", "gamma", "beta")))
+    return project_qkv(u1, w["block.attn.w_qkv"], n_heads)[:3]
 
 
 class KVCacheDecoder:
@@ -90,7 +97,7 @@ class KVCacheDecoder:
         self.weights = fused_weights(model.params)
         cfg = model.config
         self.max_seq_len = cfg.max_seq_len
-        self._cache_shape = (cfg.depth, cfg.n_heads, cfg.max_seq_len, cfg.d_head)
+        self._cache_shape = (cfg.n_steps, cfg.n_heads, cfg.max_seq_len, cfg.d_head)
 
     @property
     def contexts(self) -> list[list[int]]:
@@ -152,15 +159,31 @@ class KVCacheDecoder:
         return linear_forward(u, p["head.w"])[0]  # (B, V)
 
     def _run_steps(self, h, start, hide):
-        """The recursion: the block `depth` times, step s reading and extending cache s.
-
-        Adaptive depth (act.py) would replace this loop: run all max_depth steps, keep a halted
-        token's state frozen (its later keys and values then come from that frozen state, as in
-        the full forward pass) and return the halting-weighted mixture of the states.
-        """
+        """The recursion: the block `depth` times, step s reading and extending cache s."""
+        if self.model.config.adaptive_depth:
+            return self._run_act_steps(h, start, hide)
         for s in range(self.model.config.depth):
             h = cached_block_step(h, self.weights, s, self.keys[s], self.values[s], start, hide)
         return h
+
+    def _run_act_steps(self, h, start, hide):
+        """Adaptive depth: act.py's halting loop over the cached steps -> the new tokens' mixture.
+
+        A halted token's state is frozen, so its keys and values at every later step are those of
+        its frozen state (the loop writes them while other new tokens still run). When the loop
+        stops early, a later token may still run those skipped steps and must find the keys there:
+        they are written at once from the final states, as the full forward pass would compute them.
+        """
+        w, end = self.weights, start + h.shape[1]
+
+        def step(h, s):
+            return cached_block_step(h, w, s, self.keys[s], self.values[s], start, hide), None
+
+        out, frozen, _, _, steps = halting_loop(h, w, self.model.config, step)
+        _, k, v = _queries_keys_values(frozen, w, self.keys.shape[2])  # (B, H, Tn, dh) each
+        self.keys[len(steps) :, :, :, start:end] = k  # the same for every skipped step
+        self.values[len(steps) :, :, :, start:end] = v
+        return out
 
     def _hide(self, start, end):
         """(B, 1, Tq, Tk) True where a query must not see a key: padding, except a padding slot's
@@ -200,10 +223,8 @@ class RecomputeDecoder:
 
 
 def make_decoder(model, use_cache=True):
-    """The cached decoder where it is exact (fixed depth), else full recomputation."""
-    if use_cache and not model.config.adaptive_depth:
-        return KVCacheDecoder(model)
-    return RecomputeDecoder(model)
+    """The cached decoder, or full recomputation (the reference) when use_cache is False."""
+    return KVCacheDecoder(model) if use_cache else RecomputeDecoder(model)
 
 
 # ------------------------------------------------------------------------------------ sampling
