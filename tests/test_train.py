@@ -32,12 +32,12 @@ def poison(model, when, value=np.nan):
     """Make `model.loss_and_grads` return a gradient holding `value` on the calls in `when`."""
     real, calls = model.loss_and_grads, [0]
 
-    def fake(*args):
-        loss, grads = real(*args)
+    def fake(*args, **kwargs):
+        loss, grads, stats = real(*args, **kwargs)
         calls[0] += 1
         if calls[0] in when:
             grads["head.w"][0, 0] = value
-        return loss, grads
+        return loss, grads, stats
 
     model.loss_and_grads = fake
 
@@ -47,6 +47,16 @@ def test_training_lowers_the_loss():
     rows = Trainer(model, TrainConfig(epochs=8, lr=1e-2)).fit_examples("pre", batcher)
     assert rows[-1]["loss"] < rows[0]["loss"] - 0.3
     assert {"epoch", "step", "loss", "grad_norm", "lr", "tokens_per_s"} <= set(rows[0])
+
+
+def test_adaptive_depth_logs_depth_per_epoch():
+    rng = np.random.default_rng(0)
+    examples = [list(rng.integers(3, 12, 6)) + [2] for _ in range(16)]
+    cfg = ModelConfig(vocab_size=12, **{**SMALL, "depth": 1}, adaptive_depth=True, max_depth=4)
+    model = Model(cfg)
+    batcher = ExampleBatcher(examples, batch_size=8, max_seq_len=16)
+    row = Trainer(model, TrainConfig(epochs=1)).fit_examples("pre", batcher)[0]
+    assert 1 <= row["depth_min"] <= row["depth_mean"] <= row["depth_max"] <= 4
 
 
 def test_nan_gradient_is_skipped_and_training_continues(caplog):
@@ -86,7 +96,7 @@ def test_repeated_anomalies_stop_training_and_keep_the_checkpoint(tmp_path):
 def test_non_finite_loss_stops_training():
     model, batcher = toy()
     real = model.loss_and_grads
-    model.loss_and_grads = lambda *a: (math.inf, real(*a)[1])
+    model.loss_and_grads = lambda *a, **k: (math.inf, *real(*a, **k)[1:])
     with pytest.raises(TrainingDivergedError, match="the loss became inf"):
         Trainer(model, TrainConfig(epochs=1)).fit_examples("pre", batcher)
 

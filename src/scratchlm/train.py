@@ -94,12 +94,15 @@ class Trainer:
     def update(self, micro_batches: list[Batch], lr: float) -> dict | None:
         """One optimizer update from `micro_batches`; None if it was skipped as anomalous."""
         counts = [float(b.mask.sum()) for b in micro_batches]
-        total, loss = None, 0.0
+        total, loss, depth = None, 0.0, []
         for batch, count in zip(micro_batches, counts, strict=True):
-            part, grads = self.model.loss_and_grads(batch.inputs, batch.targets, batch.mask)
+            part, grads, stats = self.model.loss_and_grads(
+                batch.inputs, batch.targets, batch.mask, return_stats=True
+            )
             weight = count / sum(counts)
             total = accumulate(total, grads, weight)
             loss += weight * part
+            depth.append((count, stats["depth_mean"], stats["depth_min"], stats["depth_max"]))
         self._check_loss(loss)
         # np.max, not max(): Python's max() drops a NaN or keeps it depending on the order
         worst = float(np.max([np.max(np.abs(g)) for g in total.values()]))
@@ -111,7 +114,7 @@ class Trainer:
         self.opt.step(total, lr=lr)
         self.step += 1
         self.last_lr = lr
-        return {"loss": loss, "grad_norm": norm, "tokens": sum(counts)}
+        return {"loss": loss, "grad_norm": norm, "tokens": sum(counts), "depth": depth}
 
     def _check_loss(self, loss: float):
         if not math.isfinite(loss):
@@ -237,6 +240,10 @@ class Trainer:
         row["grad_norm"] = float(np.mean([r["grad_norm"] for r in results])) if results else 0.0
         row["lr"] = self.last_lr
         row["tokens_per_s"] = tokens / max(seconds, 1e-9)
+        if self.model.config.adaptive_depth and results:  # recursion steps each token used
+            depth = np.array([d for r in results for d in r["depth"]])  # (n, 4)
+            row["depth_mean"] = float(depth[:, 0] @ depth[:, 1] / depth[:, 0].sum())
+            row["depth_min"], row["depth_max"] = int(depth[:, 2].min()), int(depth[:, 3].max())
         return row
 
     def _report(self, row: dict):
