@@ -15,6 +15,7 @@ from .data import ExampleBatcher, assistant_loss_start, load_examples
 from .evaluate import answer, chat_prompt, exact_answer_score
 from .model import Model
 from .modelfile import load_checkpoint, save_model
+from .plot import plot_metrics
 from .tokenizers import build_tokenizer
 from .train import MetricsLog, TrainConfig, Trainer
 
@@ -98,6 +99,7 @@ def run_pipeline(opts: RunOptions, resume: Path | None = None, say=print) -> Mod
         score, _ = exact_answer_score(model, chat_texts)
         say(f"exact answers on the chat set: {score:.1%}")
     save_model(opts.output, model, description="scratchlm run")
+    plot_metrics(metrics.rows, opts.output.with_name(opts.output.stem + ".loss.png"))
     say(f"saved the model to {opts.output}")
     return model
 

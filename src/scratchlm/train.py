@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .data import Batch, ExampleBatcher, TokenCorpus
 from .errors import ConfigError, TrainingDivergedError
@@ -162,12 +163,13 @@ class Trainer:
         updates_per_epoch = -(-len(batcher) // tc.accum)
         total = tc.epochs * updates_per_epoch
         rows = []
+        bar = _progress(total, self.step, phase)
         for epoch in range(start_epoch, tc.epochs):
             t0 = time.perf_counter()
-            results = [
-                self.update(group, self.lr(total))
-                for group in _groups(batcher.batches(epoch), tc.accum)
-            ]
+            results = []
+            for group in _groups(batcher.batches(epoch), tc.accum):
+                results.append(self.update(group, self.lr(total)))
+                bar.update(1)
             row = self._summary(
                 phase, epoch + 1, [r for r in results if r], time.perf_counter() - t0
             )
@@ -180,6 +182,7 @@ class Trainer:
                 self.save(checkpoint, {"phase": phase, "epoch": epoch + 1})
             if on_epoch is not None:
                 on_epoch(epoch + 1, row)
+        bar.close()
         return rows
 
     # ------------------------------------------------------------------------------ corpora
@@ -200,9 +203,11 @@ class Trainer:
         tc = self.tc
         deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
         rows, pending, t0 = [], [], time.perf_counter()
+        bar = _progress(tc.steps, self.step, "corpus")
         while self.step < tc.steps:
             group = [corpus.sample(tc.batch_size, seq_len, rng) for _ in range(tc.accum)]
             result = self.update(group, self.lr(tc.steps))
+            bar.update(1)
             if result:
                 pending.append(result)
             out_of_time = deadline is not None and time.monotonic() >= deadline
@@ -227,6 +232,7 @@ class Trainer:
             if out_of_time:
                 logger.info("stopping at the time budget of %s minutes", max_minutes)
                 break
+        bar.close()
         return rows
 
     # ------------------------------------------------------------------------------ bookkeeping
@@ -253,6 +259,11 @@ class Trainer:
     def save(self, path: Path, state: dict):
         trainer_state = {"step": self.step, "seed": self.tc.seed, "train_config": asdict(self.tc)}
         save_checkpoint(path, self.model, self.opt.state_dict(), {**trainer_state, **state})
+
+
+def _progress(total: int, done: int, what: str):
+    """A progress bar on a terminal (stderr); nothing when the output goes to a file or pipe."""
+    return tqdm(total=total, initial=done, desc=what, unit="update", leave=False, disable=None)
 
 
 def _groups(batches: Iterable[Batch], size: int) -> Iterator[list[Batch]]:
