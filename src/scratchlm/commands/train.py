@@ -1,7 +1,10 @@
 """`scratchlm train`: the seed's two phases on your files, or step-based training on a corpus.
 
     scratchlm train --pretrain facts.json --chat chat.json [--epochs 30 --chat-epochs 60 ...]
-    scratchlm train --corpus input.txt --tokenizer char [--steps 2000 --max-minutes 2 ...]
+    scratchlm train --corpus input.txt --tokenizer char [--steps 1400 --max-minutes 2 ...]
+
+Corpus training starts from the Tiny Shakespeare preset (corpus.py), example sets from
+TrainConfig's defaults.
 
 A TOML file (`--config`) may hold a [model] table (ModelConfig fields) and a [train] table
 (TrainConfig fields); options given on the command line win.
@@ -47,7 +50,7 @@ def register(sub):
     p.add_argument("--max-grad", type=float, help="skip updates with max |grad| above this")
     p.add_argument("--assistant-only", action="store_true", help="chat loss on answers only")
     p.add_argument("--seq-len", type=int, help="corpus: window length (default max_seq_len)")
-    p.add_argument("--eval-every", type=int, default=100, help="corpus: updates between evals")
+    p.add_argument("--eval-every", type=int, default=200, help="corpus: updates between evals")
     p.add_argument("--max-minutes", type=float, help="stop cleanly after this wall time, and save")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", type=Path, default=Path("out/model.safetensors"))
@@ -90,9 +93,9 @@ def main(args) -> int:
     if args.corpus is not None:
         if args.pretrain or args.chat:
             raise ConfigError("give either --corpus or --pretrain/--chat files, not both")
-        from ..corpus import train_on_corpus
+        from ..corpus import CORPUS_TRAIN, train_on_corpus
 
-        train_on_corpus(args, model_cfg, train_config(args, train_cfg))
+        train_on_corpus(args, model_cfg, train_config(args, {**CORPUS_TRAIN, **train_cfg}))
         return 0
     if not (args.pretrain or args.chat or args.resume):
         raise ConfigError("nothing to train on: give --pretrain and/or --chat files, or --corpus")
