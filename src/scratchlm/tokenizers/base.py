@@ -71,6 +71,38 @@ class Tokenizer(ABC):
         return arr.tolist()
 
 
+class TokenListTokenizer(Tokenizer):
+    """A tokenizer whose vocabulary is a plain list of token strings, id = position in the list
+    (word and char). Subclasses say how text splits into tokens (`encode`) and how tokens join
+    back into text (`_join`); the list, decoding and the JSON form are shared here."""
+
+    def __init__(self, tokens: list[str]):
+        """`tokens`: the whole vocabulary in id order, starting with the three specials."""
+        self.tokens = check_token_list({"tokens": tokens}, self.kind)
+        self._ids = {t: i for i, t in enumerate(self.tokens)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokens)
+
+    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
+        ids = self._check_ids(ids)
+        if skip_special:
+            ids = [i for i in ids if i >= len(SPECIALS)]
+        return self._join([self.tokens[i] for i in ids])
+
+    @abstractmethod
+    def _join(self, tokens: list[str]) -> str:
+        """The text of a list of token strings."""
+
+    def to_json(self) -> dict:
+        return {"type": self.kind, "tokens": list(self.tokens)}
+
+    @classmethod
+    def from_json(cls, d: dict):
+        return cls(check_token_list(d, cls.kind))
+
+
 def check_vocab_limit(vocab_size: int, minimum: int, kind: str) -> None:
     """Reject a requested vocabulary size outside [minimum, MAX_VOCAB]."""
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):

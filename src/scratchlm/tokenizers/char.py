@@ -17,22 +17,20 @@ from .base import (
     MAX_VOCAB,
     SPECIALS,
     UNK_ID,
-    Tokenizer,
-    check_token_list,
+    TokenListTokenizer,
     check_vocab_limit,
     most_frequent,
 )
 
 
-class CharTokenizer(Tokenizer):
+class CharTokenizer(TokenListTokenizer):
     kind = "char"
 
     def __init__(self, tokens: list[str]):
         """`tokens`: the three specials, then single characters, in id order."""
-        self.tokens = check_token_list({"tokens": tokens}, self.kind)
+        super().__init__(tokens)
         if any(len(t) != 1 for t in self.tokens[len(SPECIALS) :]):
             raise TokenizerError("char tokenizer tokens after the specials must be characters")
-        self._ids = {t: i for i, t in enumerate(self.tokens)}
 
     @classmethod
     def build(cls, texts: Iterable[str], vocab_size: int = MAX_VOCAB) -> "CharTokenizer":
@@ -46,10 +44,6 @@ class CharTokenizer(Tokenizer):
             raise TokenizerError("cannot build a char tokenizer: the texts are empty")
         return cls(list(SPECIALS) + most_frequent(counts, vocab_size - len(SPECIALS)))
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokens)
-
     def encode(self, text: str) -> list[int]:
         get = self._ids.get
         ids: list[int] = []
@@ -59,15 +53,5 @@ class CharTokenizer(Tokenizer):
             ids.extend([get(c, UNK_ID) for c in part])
         return ids
 
-    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
-        ids = self._check_ids(ids)
-        if skip_special:
-            ids = [i for i in ids if i >= len(SPECIALS)]
-        return "".join([self.tokens[i] for i in ids])
-
-    def to_json(self) -> dict:
-        return {"type": self.kind, "tokens": list(self.tokens)}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "CharTokenizer":
-        return cls(check_token_list(d, cls.kind))
+    def _join(self, tokens: list[str]) -> str:
+        return "".join(tokens)

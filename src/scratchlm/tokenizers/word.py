@@ -22,8 +22,7 @@ from .base import (
     MAX_VOCAB,
     SPECIALS,
     UNK_ID,
-    Tokenizer,
-    check_token_list,
+    TokenListTokenizer,
     check_vocab_limit,
     most_frequent,
 )
@@ -43,13 +42,8 @@ def split_words(text: str) -> list[str]:
     return _TOKEN_RE.findall(text)
 
 
-class WordTokenizer(Tokenizer):
+class WordTokenizer(TokenListTokenizer):
     kind = "word"
-
-    def __init__(self, tokens: list[str]):
-        """`tokens`: the whole vocabulary in id order, starting with the three specials."""
-        self.tokens = check_token_list({"tokens": tokens}, self.kind)
-        self._ids = {t: i for i, t in enumerate(self.tokens)}
 
     @classmethod
     def build(cls, texts: Iterable[str], vocab_size: int = MAX_VOCAB) -> "WordTokenizer":
@@ -64,26 +58,12 @@ class WordTokenizer(Tokenizer):
             raise TokenizerError("cannot build a word tokenizer: the texts contain no words")
         return cls(list(SPECIALS) + most_frequent(counts, vocab_size - len(SPECIALS)))
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokens)
-
     def encode(self, text: str) -> list[int]:
         ids = self._ids
         return [ids.get(t, UNK_ID) for t in split_words(self._check_text(text))]
 
-    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
-        ids = self._check_ids(ids)
-        if skip_special:
-            ids = [i for i in ids if i >= len(SPECIALS)]
-        return detokenize([self.tokens[i] for i in ids])
-
-    def to_json(self) -> dict:
-        return {"type": self.kind, "tokens": list(self.tokens)}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "WordTokenizer":
-        return cls(check_token_list(d, cls.kind))
+    def _join(self, tokens: list[str]) -> str:
+        return detokenize(tokens)
 
 
 def detokenize(tokens: list[str]) -> str:
