@@ -7,6 +7,7 @@ from one exactly where it stopped (same batches, same optimizer moments, same sc
 """
 
 import logging
+from importlib.resources import files
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .train import MetricsLog, TrainConfig, Trainer
 
 logger = logging.getLogger("scratchlm")
 
-BUNDLED_DATA = Path(__file__).resolve().parents[2] / "data"
+BUNDLED_DATA = Path(str(files("scratchlm") / "bundled"))  # package data: works from a wheel too
 DEMO_QUESTION = "How do mountains form?"
 
 
