@@ -7,8 +7,8 @@ from one exactly where it stopped (same batches, same optimizer moments, same sc
 """
 
 import logging
-from importlib.resources import files
 from dataclasses import dataclass, field, replace
+from importlib.resources import files
 from pathlib import Path
 
 from .config import ModelConfig
