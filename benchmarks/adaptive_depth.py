@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from scratchlm import Model, ModelConfig
-from scratchlm.data import ExampleBatcher, load_examples
+from scratchlm.examples import ExampleBatcher, load_examples
 from scratchlm.layers.cross_entropy import cross_entropy_forward
 from scratchlm.optim import AdamW, clip_grad_norm
 from scratchlm.tokenizers import build_tokenizer

@@ -16,6 +16,7 @@ import numpy as np
 from scratchlm import Model, ModelConfig
 from scratchlm.allocator import keep_freed_memory
 from scratchlm.generate import generate_batch
+from scratchlm.sampling import Sampling
 
 CONFIGS = {
     "default": ModelConfig(vocab_size=2048, max_seq_len=256),
@@ -31,7 +32,7 @@ def timed_generation(model, prompt, use_cache, repeats):
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        out = generate_batch(model, [prompt], max_new_tokens=NEW_TOKENS, use_cache=use_cache)[0]
+        out = generate_batch(model, [prompt], Sampling(NEW_TOKENS), use_cache=use_cache)[0]
         best = min(best, time.perf_counter() - t0)
     return best, out
 
@@ -46,7 +47,7 @@ def main():
         cfg = CONFIGS[name]
         model = Model(cfg, seed=0)
         prompt = np.random.default_rng(0).integers(3, cfg.vocab_size, PROMPT_TOKENS).tolist()
-        generate_batch(model, [prompt], max_new_tokens=8)  # warm-up
+        generate_batch(model, [prompt], Sampling(8))  # warm-up
         t_off, out_off = timed_generation(model, prompt, False, args.repeats)
         t_on, out_on = timed_generation(model, prompt, True, args.repeats)
         print(f"config={name} cache=off tokens_per_s={NEW_TOKENS / t_off:.1f}")

@@ -18,11 +18,10 @@ import numpy as np
 
 from scratchlm import Model, ModelConfig
 from scratchlm.allocator import keep_freed_memory
-from scratchlm.corpus import CORPUS_MODEL, CORPUS_TRAIN
-from scratchlm.data import TokenCorpus, read_corpus
+from scratchlm.corpus import TokenCorpus, read_corpus
 from scratchlm.plot import plot_metrics
 from scratchlm.tokenizers import build_tokenizer
-from scratchlm.train import TrainConfig, Trainer
+from scratchlm.train import CORPUS_MODEL, CORPUS_TRAIN, TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = os.environ.get("SCRATCHLM_SHAKESPEARE", REPO.parent / "shared/data/tinyshakespeare.txt")

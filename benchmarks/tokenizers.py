@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from scratchlm.data import load_examples
+from scratchlm.examples import load_examples
 from scratchlm.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer, tokenizer_from_json
 
 REPO = Path(__file__).resolve().parents[1]

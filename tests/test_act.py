@@ -13,6 +13,8 @@ from scratchlm import Model, ModelConfig
 from scratchlm.block import block_step_forward
 from scratchlm.generate import KVCacheDecoder, generate_batch, make_decoder
 from scratchlm.layers.embedding import embedding_forward
+from scratchlm.params import fuse
+from scratchlm.sampling import Sampling
 
 ACT = ModelConfig(vocab_size=11, **TINY, adaptive_depth=True, max_depth=4, ponder_weight=0.5)
 MASK = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]])
@@ -30,7 +32,7 @@ def act_model(cfg, seed, bias):
 
 
 def act_cache(model, ids):
-    return model.forward(ids)[1][1]
+    return model.forward(ids)[1][2]
 
 
 def halting_gap(model, ids):
@@ -84,7 +86,7 @@ def test_ponder_gradient_alone():
         return w * scratchlm.act.ponder_cost(cache.N, cache.R, MASK)[0]
 
     logits, cache = model.forward(IDS)
-    _, dR = scratchlm.act.ponder_cost(cache[1].N, cache[1].R, MASK)
+    _, dR = scratchlm.act.ponder_cost(cache[2].N, cache[2].R, MASK)
     grads = model.backward(np.zeros_like(logits), cache, w * dR)
     names = ("block.halt.w", "block.halt.b", "block.attn.wq", "tok_emb")
     assert_grads_close(ponder, {n: model.params[n] for n in names}, grads)
@@ -92,7 +94,7 @@ def test_ponder_gradient_alone():
 
 def reference_halting(model, ids):
     """The halting rule token by token (plain Python), over the same block steps -> out, N, R."""
-    cfg, p = model.config, model.params
+    cfg, p = model.config, fuse(model.params)
     h = p["tok_emb"][ids] + p["pos_emb"][: ids.shape[1]]
     out, N, R = np.zeros_like(h), np.zeros(ids.shape, int), np.zeros(ids.shape)
     c, halted = np.zeros(ids.shape), np.zeros(ids.shape, bool)
@@ -115,7 +117,8 @@ def reference_halting(model, ids):
 def test_vectorised_halting_equals_token_by_token_reference():
     model = mixed_depths_model(IDS)
     h, _ = embedding_forward(IDS, model.params["tok_emb"], model.params["pos_emb"])
-    out, (N, R), _ = scratchlm.act.act_forward(h, model.params, model.config)
+    out, cache = scratchlm.act.act_forward(h, fuse(model.params), model.config)
+    N, R = cache.N, cache.R
     ref_out, ref_N, ref_R = reference_halting(model, IDS)
     np.testing.assert_array_equal(N, ref_N)
     np.testing.assert_allclose(R, ref_R, atol=1e-12)
@@ -155,9 +158,9 @@ def test_very_negative_bias_is_fixed_depth_max_depth():
 def count_block_calls(monkeypatch):
     calls = []
 
-    def counted(h, p, s):
+    def counted(h, p, s, kv=None):
         calls.append(h.copy())  # the state entering step s
-        return block_step_forward(h, p, s)
+        return block_step_forward(h, p, s, kv)
 
     monkeypatch.setattr(scratchlm.act, "block_step_forward", counted)
     return calls
@@ -243,8 +246,8 @@ def test_fixed_depth_stats_and_float32():
 
 
 def test_cached_generation_equals_full_forward():
-    """Every next-token distribution of the key/value-cached decoder, over left-padded rows of
-    different lengths and past the sliding of the 8-token window, equals the full forward pass."""
+    """Every next-token distribution of the key/value-cached decoder, over rows of different
+    lengths and past the sliding of the 8-token window, equals the full forward pass."""
     model = act_model(ACT, 3, bias=-0.5)
     decoder = KVCacheDecoder(model)
     rng = np.random.default_rng(3)
@@ -254,7 +257,7 @@ def test_cached_generation_equals_full_forward():
         for row, context in zip(logits, decoder.contexts, strict=True):
             logits_full, cache = model.forward(np.array([context]))
             np.testing.assert_allclose(row, logits_full[0, -1], rtol=0, atol=1e-12)
-            depths.append(cache[1].N[0, -1])
+            depths.append(cache[2].N[0, -1])
         logits = decoder.advance(logits.argmax(axis=-1))
     assert len(set(depths)) >= 3  # new tokens halted at different steps
 
@@ -282,5 +285,5 @@ def test_generate_uses_the_cache_with_adaptive_depth():
     model = act_model(ACT, 3, bias=-0.5)
     prompts = [[3, 4], [5, 6, 7, 8]]
     assert isinstance(make_decoder(model), KVCacheDecoder)
-    cached = generate_batch(model, prompts, max_new_tokens=10)
-    assert cached == generate_batch(model, prompts, max_new_tokens=10, use_cache=False)
+    cached = generate_batch(model, prompts, Sampling(max_new_tokens=10))
+    assert cached == generate_batch(model, prompts, Sampling(max_new_tokens=10), use_cache=False)

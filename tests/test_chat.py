@@ -12,8 +12,10 @@ import pexpect
 import pytest
 
 from scratchlm import Model, ModelConfig
-from scratchlm.chat import ChatSession, Settings, TextStream, render
+from scratchlm.chat import ChatSession, TextStream
+from scratchlm.chat_format import prompt as render
 from scratchlm.errors import InputError
+from scratchlm.sampling import Sampling
 from scratchlm.tokenizers import BPETokenizer, WordTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +96,7 @@ def test_without_history_each_question_stands_alone(model):
 
 
 def test_oldest_turns_are_forgotten_to_leave_room_for_the_answer(model):
-    session = ChatSession(model, Settings(max_tokens=10, history=True))
+    session = ChatSession(model, Sampling(max_new_tokens=10), history=True)
     session.turns = [(f"Question number {i}?", "An answer of some words.") for i in range(5)]
     ids = session.prompt_ids("What causes rain?")
     assert len(ids) <= 48 - 10
@@ -118,7 +120,8 @@ def test_settings_commands(model):
     assert session.command("/top_p 0.9") == "top_p=0.9"
     assert session.command("/max_tokens 12") == "max_tokens=12"
     assert session.command("/history on") == "history=on"
-    assert session.settings == Settings(0.7, top_k=40, top_p=0.9, max_tokens=12, history=True)
+    assert session.sampling == Sampling(temperature=0.7, top_k=40, top_p=0.9, max_new_tokens=12)
+    assert session.history
     assert session.command("/top_k off") == "top_k=off"
     assert session.command("/temperature") == "temperature=0.7"
     assert "top_k=off" in session.command("/settings")
@@ -126,15 +129,15 @@ def test_settings_commands(model):
     assert session.command("/top_p 2").startswith("error: top_p must be a number in (0, 1]")
     assert session.command("/max_tokens many") == "error: max_tokens takes an integer"
     assert session.command("/history maybe") == "error: history takes on or off"
-    assert session.settings.temperature == 0.7  # unchanged by the errors
+    assert session.sampling.temperature == 0.7  # unchanged by the errors
     assert session.command("/nope").startswith("unknown command /nope")
     assert "/reset" in session.command("/help")
     assert session.command("/exit") is None and session.command("/quit") is None
 
 
 def test_reset_and_seeded_sampling(model):
-    a = ChatSession(model, Settings(temperature=1.0, seed=5))
-    b = ChatSession(model, Settings(temperature=1.0, seed=5))
+    a = ChatSession(model, Sampling(temperature=1.0, seed=5))
+    b = ChatSession(model, Sampling(temperature=1.0, seed=5))
     first = ["".join(s.reply("What causes rain?")) for s in (a, b)]
     assert first[0] == first[1] and len(a.turns) == 1
     assert a.command("/reset") == "(conversation forgotten)" and a.turns == []
@@ -174,7 +177,7 @@ def send_long_line(child, line, chunk=512):
 
 def test_chat_through_a_terminal(model, model_file):
     # The same conversation in-process gives the answers to expect, token for token.
-    mirror = ChatSession(model, Settings(seed=3))
+    mirror = ChatSession(model, Sampling(seed=3))
     first = "".join(mirror.reply("What causes rain?"))
     mirror.command("/temperature 0.7")
     mirror.command("/history on")

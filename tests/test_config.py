@@ -38,7 +38,7 @@ def test_unknown_field_is_named():
 
 
 def test_param_shapes_table():
-    from scratchlm.config import param_shapes
+    from scratchlm.params import param_shapes
 
     s = param_shapes(ModelConfig(vocab_size=11, d_model=8, n_heads=2, d_ff=12, depth=2))
     assert s["block.attn.cope"] == (2, 64, 4)

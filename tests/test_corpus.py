@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scratchlm.data import load_examples
+from scratchlm.examples import load_examples
 from scratchlm.tokenizers import WordTokenizer
 from scratchlm.tokenizers.word import split_words
 

@@ -8,15 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from scratchlm import data
-from scratchlm.data import (
-    ExampleBatcher,
-    TokenCorpus,
-    assistant_loss_start,
-    load_examples,
-    read_corpus,
-)
+from scratchlm import corpus as data
+from scratchlm.corpus import TokenCorpus, read_corpus
 from scratchlm.errors import DataError, InputError, ScratchLMError
+from scratchlm.examples import ExampleBatcher, assistant_loss_start, load_examples
 from scratchlm.tokenizers import build_tokenizer
 
 

@@ -12,9 +12,8 @@ from scratchlm.generate import (
     beam_search,
     generate_batch,
     generate_stream,
-    top_k_filter,
-    top_p_filter,
 )
+from scratchlm.sampling import Sampling, top_k_filter, top_p_filter
 
 V = 23
 
@@ -95,16 +94,17 @@ def test_prompt_longer_than_the_window_keeps_its_end():
 def test_cache_and_recompute_generate_the_same():
     model = make_model()
     prompts = prompts_of([2, 7, 4])
-    cached = generate_batch(model, prompts, max_new_tokens=25)
-    assert cached == generate_batch(model, prompts, max_new_tokens=25, use_cache=False)
+    cached = generate_batch(model, prompts, Sampling(max_new_tokens=25))
+    assert cached == generate_batch(model, prompts, Sampling(max_new_tokens=25), use_cache=False)
     assert all(len(out) == 25 for out in cached)
 
 
 def test_batch_equals_one_by_one():
     model = make_model()
     prompts = prompts_of([2, 7, 4, 11])
-    batch = generate_batch(model, prompts, max_new_tokens=15, eos_id=20)
-    assert batch == [generate_batch(model, [p], max_new_tokens=15, eos_id=20)[0] for p in prompts]
+    sampling = Sampling(max_new_tokens=15)
+    batch = generate_batch(model, prompts, sampling, eos_id=20)
+    assert batch == [generate_batch(model, [p], sampling, eos_id=20)[0] for p in prompts]
     assert len({len(out) for out in batch}) > 1  # rows stopped at different steps
 
 
@@ -126,7 +126,7 @@ def test_stream_yields_what_generate_returns():
     model = make_model()
     prompt = prompts_of([5])[0]
     opts = {"max_new_tokens": 12, "temperature": 0.8, "top_k": 10, "seed": 7}
-    assert list(generate_stream(model, prompt, **opts)) == model.generate(prompt, **opts)
+    assert list(generate_stream(model, prompt, Sampling(**opts))) == model.generate(prompt, **opts)
 
 
 def test_greedy_equals_beam_width_one():
@@ -181,9 +181,7 @@ def test_sampling_follows_the_filtered_distribution():
     prompt = prompts_of([3])[0]
     first = KVCacheDecoder(model).start([prompt])[0]
     allowed = set(np.argsort(-first)[:3].tolist())
-    draws = generate_batch(
-        model, [prompt] * 200, max_new_tokens=1, temperature=2.0, top_k=3, seed=0
-    )
+    draws = generate_batch(model, [prompt] * 200, Sampling(1, temperature=2.0, top_k=3, seed=0))
     assert {d[0] for d in draws} == allowed
 
 

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchlm import ModelConfig, ScratchLMError
-from scratchlm.config import param_shapes
 from scratchlm.errors import InputError
 from scratchlm.model import Model
+from scratchlm.params import param_shapes
 
 TINY = {"d_model": 8, "n_heads": 2, "d_ff": 12, "max_seq_len": 8, "cope_max_pos": 6}
 
@@ -33,7 +33,7 @@ def perturbed_model(cfg, seed):
 def cope_positions(model, ids):
     """The CoPE positions p_ij (causal entries) of every recursion step, recomputed from the q and
     k in the forward caches (step cache -> attention cache -> CoPE cache)."""
-    _, (_, rec, _, _) = model.forward(ids)
+    _, (_, _, rec, _, _) = model.forward(ids)
     step_caches = [step.block for step in rec.steps] if model.config.adaptive_depth else rec
     out = []
     for step in step_caches:

@@ -13,7 +13,7 @@ import pytest
 import safetensors.numpy
 
 from scratchlm import Model
-from scratchlm.config import ModelConfig, param_shapes
+from scratchlm.config import ModelConfig
 from scratchlm.errors import (
     InputError,
     ModelFileConfigError,
@@ -36,6 +36,7 @@ from scratchlm.modelfile import (
     save_model,
 )
 from scratchlm.optim import AdamW
+from scratchlm.params import param_shapes
 from scratchlm.tokenizers import WordTokenizer
 
 CONFIG = ModelConfig(

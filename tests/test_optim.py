@@ -5,9 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from scratchlm.config import ModelConfig, param_shapes
+from scratchlm.config import ModelConfig
 from scratchlm.errors import ConfigError, InputError
-from scratchlm.optim import AdamW, accumulate, clip_grad_norm, default_no_decay, lr_at
+from scratchlm.optim import AdamW, accumulate, clip_grad_norm, lr_at
+from scratchlm.params import decays, param_shapes
 
 
 def test_two_adam_steps_on_a_scalar_match_the_hand_computation():
@@ -74,7 +75,7 @@ def test_no_decay_accepts_a_set_of_names():
 
 def test_default_no_decay_covers_exactly_the_non_matrix_parameters():
     cfg = ModelConfig(vocab_size=11, d_model=8, n_heads=2, d_ff=16, adaptive_depth=True)
-    decayed = {name for name in param_shapes(cfg) if not default_no_decay(name)}
+    decayed = {name for name in param_shapes(cfg) if decays(name)}
     assert decayed == {
         "block.attn.wq",
         "block.attn.wk",

@@ -2,16 +2,23 @@
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from scratchlm import Model, ModelConfig
-from scratchlm.data import ExampleBatcher
 from scratchlm.errors import ConfigError, TrainingDivergedError
+from scratchlm.examples import ExampleBatcher
 from scratchlm.modelfile import load_checkpoint, load_model
-from scratchlm.pipeline import Phase, RunOptions, checkpoint_path, run_pipeline
-from scratchlm.train import TrainConfig, Trainer
+from scratchlm.train import (
+    Phase,
+    RunOptions,
+    TrainConfig,
+    Trainer,
+    checkpoint_path,
+    train_examples,
+)
 
 SMALL = {"d_model": 16, "n_heads": 2, "d_ff": 24, "depth": 2, "max_seq_len": 16}
 
@@ -149,9 +156,9 @@ def options(tmp_path, epochs=(3, 4)):
     )
 
 
-def test_pipeline_saves_model_metrics_and_checkpoint(tmp_path):
-    said = []
-    run_pipeline(options(tmp_path), say=said.append)
+def test_pipeline_saves_model_metrics_and_checkpoint(tmp_path, capsys):
+    train_examples(options(tmp_path))
+    said = capsys.readouterr().out.splitlines()
     out = tmp_path / "out" / "m.safetensors"
     model = load_model(out)
     assert model.tokenizer is not None and model.config.depth == 2
@@ -163,7 +170,7 @@ def test_pipeline_saves_model_metrics_and_checkpoint(tmp_path):
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    full = run_pipeline(options(tmp_path / "a"), say=lambda s: None)
+    full = train_examples(options(tmp_path / "a"))
     # Interrupt a second run as it is about to save its third checkpoint (pre-training epoch 3).
     real_save, saves = Trainer.save, []
 
@@ -175,10 +182,10 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_pipeline(options(tmp_path / "b"), say=lambda s: None)
+        train_examples(options(tmp_path / "b"))
     monkeypatch.setattr(Trainer, "save", real_save)
     ckpt = checkpoint_path(tmp_path / "b" / "out" / "m.safetensors")
     assert load_checkpoint(ckpt)[2]["epoch"] == 2
-    resumed = run_pipeline(options(tmp_path / "b"), resume=ckpt, say=lambda s: None)
+    resumed = train_examples(replace(options(tmp_path / "b"), resume=ckpt))
     for name, value in full.params.items():
         np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)

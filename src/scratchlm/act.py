@@ -12,10 +12,13 @@ stays frozen and other tokens keep attending to keys and values recomputed from 
 runs the block on the whole (B, T, d) tensor and merely keeps halted rows; the loop stops once every
 token (padding included) has halted. The ponder cost mean(N_t + R_t) pushes towards halting early.
 
-Handled here: the halting loop (shared with cached generation, which supplies its own block step),
-the forward and the exact backward pass for fixed halting decisions (which step each token stops at
-is a constant, as in Graves 2016), the ponder cost and depth statistics. Not handled: the block
-itself (block.py), the key/value cache (generate.py), and any saving of compute inside a step -
+With a key/value cache (decoding), the steps read and extend the cache as in block.py. When the loop
+stops early, a later token may still run the skipped steps and must find the new tokens' keys there:
+they are written at once from the tokens' frozen states, as the full forward pass computes them.
+
+Handled here: the halting loop, the forward and the exact backward pass for fixed halting decisions
+(which step each token stops at is a constant, as in Graves 2016), the ponder cost and depth
+statistics. Not handled: the block itself (block.py), and any saving of compute inside a step -
 halted tokens are recomputed and discarded.
 """
 
@@ -23,7 +26,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .block import block_step_backward, block_step_forward
+from .block import block_keys_values, block_step_backward, block_step_forward
+from .layers.activations import sigmoid
 
 
 class ActStep(NamedTuple):
@@ -41,24 +45,9 @@ class ActCache(NamedTuple):
     R: np.ndarray  # (B, T) remainders 1 - (sum of the p's before its halting step)
 
 
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free form of 1 / (1 + e^-x)
-
-
-def act_forward(h, p, cfg):
-    """h (B, T, d) after the embedding -> the block's output mixture (B, T, d), (N, R), cache.
-
-    N (B, T) int and R (B, T) are each token's depth and remainder (the ponder cost is their mean).
-    """
-    out, _, N, R, steps = halting_loop(h, p, cfg, lambda h, s: block_step_forward(h, p, s))
-    return out, (N, R), ActCache(steps, N, R)
-
-
-def halting_loop(h, p, cfg, block_step):
-    """The halting rule around `block_step(h, s) -> (new state, its cache)`.
-
-    -> mixture (B, T, d), final states (B, T, d) (each token's frozen state), N, R, the steps run.
-    """
+def act_forward(h, w, cfg, kv=None):
+    """h (B, T, d) after the embedding, w: the fused parameters -> the block's output mixture
+    (B, T, d) and a cache whose N, R (B, T) are each token's depth and remainder."""
     B, T, _ = h.shape
     c = np.zeros((B, T), dtype=h.dtype)  # probability accumulated by the steps that did not halt
     running = np.ones((B, T), dtype=bool)
@@ -67,8 +56,8 @@ def halting_loop(h, p, cfg, block_step):
     out = np.zeros_like(h)
     steps = []
     for s in range(cfg.max_depth):
-        h_new, cache_block = block_step(h, s)  # (B, T, d)
-        prob = _sigmoid(h_new @ p["block.halt.w"] + p["block.halt.b"])  # (B, T)
+        h_new, cache_block = block_step_forward(h, w, s, kv)  # (B, T, d)
+        prob = sigmoid(h_new @ w["block.halt.w"] + w["block.halt.b"])  # (B, T)
         halts = running & ((c + prob >= 1.0 - cfg.halt_eps) | (s == cfg.max_depth - 1))
         goes_on = running & ~halts
         weight = np.where(halts, 1.0 - c, np.where(goes_on, prob, 0.0))  # (B, T)
@@ -82,7 +71,9 @@ def halting_loop(h, p, cfg, block_step):
         running = goes_on
         if not running.any():
             break
-    return out, h, N, R, steps
+    if kv is not None and len(steps) < cfg.max_depth:
+        kv.fill(range(len(steps), cfg.max_depth), *block_keys_values(h, w))
+    return out, ActCache(steps, N, R)
 
 
 # Backward, for fixed halting decisions. With out = sum_s weight^s h_new^s and per token
@@ -92,13 +83,13 @@ def halting_loop(h, p, cfg, block_step):
 #   dh_new^s = weight^s dout + da w + (dstate^(s+1) where the token ran, as h^(s+1) = h_new^s),
 #   dstate^s = block_step_backward(dh_new^s) + (dstate^(s+1) where the token was already frozen).
 # Steps run in reverse, so a token's halting step (its dR_total) comes before its earlier steps.
-def act_backward(dout, dR, cache, p, grads):
+def act_backward(dout, dR, cache, w, grads):
     """dout (B, T, d): dL/d(mixture), dR (B, T): dL/dR from the ponder cost -> dL/dh (B, T, d).
 
     Adds the gradients of every `block.*` parameter (halting unit included) into `grads`, which
     must already hold them (zeros at first).
     """
-    w = p["block.halt.w"]
+    halt_w = w["block.halt.w"]
     dstate = np.zeros_like(dout)  # nothing reads the state after the last step; only the mixture
     dR = np.array(dR, dtype=dout.dtype)  # (B, T), grows by dweight at each token's halting step
     for step in reversed(cache.steps):
@@ -109,8 +100,8 @@ def act_backward(dout, dR, cache, p, grads):
         grads["block.halt.w"] += np.tensordot(da, step.h_new, axes=2)  # (d,)
         grads["block.halt.b"] += da.sum()
         ran = step.running[..., None]
-        dh_new = np.where(ran, dstate, 0.0) + step.weight[..., None] * dout + da[..., None] * w
-        dstate = np.where(ran, 0.0, dstate) + block_step_backward(dh_new, step.block, p, grads)
+        dh_new = np.where(ran, dstate, 0.0) + step.weight[..., None] * dout + da[..., None] * halt_w
+        dstate = np.where(ran, 0.0, dstate) + block_step_backward(dh_new, step.block, w, grads)
     return dstate
 
 

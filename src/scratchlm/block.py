@@ -5,37 +5,31 @@ times, each step s with its own learned residual scales:
     h = h + ffn_scale[s]  * FFN(DyT(h; norm2))
 
 Weight sharing means the block's gradient is the SUM of its gradients over the steps (no averaging).
-Each step keeps its own cache. Adaptive depth (per-token halting) lives in act.py.
+Each step keeps its own cache. `w` is the parameter dict with the fused matrices of `params.fuse`
+(`block.attn.w_qkv`, `block.ffn.w13`), and the gradients use the same names. With a key/value cache
+(`kv`), step s reads and extends the cache of step s. Adaptive depth (per-token halting) is act.py.
 """
 
 import numpy as np
 
-from .layers.attention import attention_backward, attention_forward
+from .layers.attention import attention_backward, attention_forward, project_qkv
 from .layers.dyt import dyt_backward, dyt_forward
 from .layers.swiglu import swiglu_backward, swiglu_forward
 
-
-def _norm(p, name):
-    return p[f"{name}.alpha"], p[f"{name}.gamma"], p[f"{name}.beta"]
-
-
-def _attn(p):
-    return tuple(p[f"block.attn.{w}"] for w in ("wq", "wk", "wv", "wo", "cope"))
+ATTN = ("block.attn.w_qkv", "block.attn.wo", "block.attn.cope")
+FFN = ("block.ffn.w13", "block.ffn.w2")
 
 
-def _ffn(p):
-    return p["block.ffn.w1"], p["block.ffn.w3"], p["block.ffn.w2"]
+def norm_names(norm: str) -> tuple[str, str, str]:
+    """The DyT parameters of one norm ("block.norm1", "norm_f", ...): alpha, gamma, beta."""
+    return (f"{norm}.alpha", f"{norm}.gamma", f"{norm}.beta")
 
 
-def block_step_forward(h, p, s):
-    """h (B, T, d), p: the parameter dict, s: the recursion step -> new h (B, T, d), cache."""
-    u1, cache_n1 = dyt_forward(h, *_norm(p, "block.norm1"))
-    a, cache_attn = attention_forward(u1, *_attn(p))  # (B, T, d)
-    h = h + p["block.attn_scale"][s] * a
-    u2, cache_n2 = dyt_forward(h, *_norm(p, "block.norm2"))
-    f, cache_ffn = swiglu_forward(u2, *_ffn(p))  # (B, T, d)
-    h = h + p["block.ffn_scale"][s] * f
-    return h, (s, a, f, cache_n1, cache_attn, cache_n2, cache_ffn)
+NORM1, NORM2 = norm_names("block.norm1"), norm_names("block.norm2")
+
+
+def _get(w, names):
+    return tuple(w[name] for name in names)
 
 
 def _add(grads, names, values):
@@ -43,36 +37,54 @@ def _add(grads, names, values):
         grads[name] += value
 
 
+def block_step_forward(h, w, s, kv=None):
+    """h (B, T, d), w: the fused parameters, s: the recursion step -> new h (B, T, d), cache."""
+    u1, cache_n1 = dyt_forward(h, *_get(w, NORM1))
+    a, cache_attn = attention_forward(u1, *_get(w, ATTN), kv=kv, step=s)  # (B, T, d)
+    h = h + w["block.attn_scale"][s] * a
+    u2, cache_n2 = dyt_forward(h, *_get(w, NORM2))
+    f, cache_ffn = swiglu_forward(u2, *_get(w, FFN))  # (B, T, d)
+    h = h + w["block.ffn_scale"][s] * f
+    return h, (s, a, f, cache_n1, cache_attn, cache_n2, cache_ffn)
+
+
 # Through h2 = h1 + c_f[s] f(h1) and h1 = h0 + c_a[s] a(h0):
 #   dc_f[s] = <dh2, f>,  dh1 = dh2 + (c_f[s] dh2) df/dh1;  likewise for the attention half.
-def block_step_backward(dh, cache, p, grads):
+def block_step_backward(dh, cache, w, grads):
     """Adds this step's gradients into `grads` and returns dL/dh at the step's input."""
     s, a, f, cache_n1, cache_attn, cache_n2, cache_ffn = cache
     grads["block.ffn_scale"][s] += np.vdot(dh, f)
-    du2, *dffn = swiglu_backward(p["block.ffn_scale"][s] * dh, cache_ffn)
-    _add(grads, ("block.ffn.w1", "block.ffn.w3", "block.ffn.w2"), dffn)
+    du2, *dffn = swiglu_backward(w["block.ffn_scale"][s] * dh, cache_ffn)
+    _add(grads, FFN, dffn)
     dh1, *dnorm2 = dyt_backward(du2, cache_n2)
-    _add(grads, ("block.norm2.alpha", "block.norm2.gamma", "block.norm2.beta"), dnorm2)
+    _add(grads, NORM2, dnorm2)
     dh1 += dh
     grads["block.attn_scale"][s] += np.vdot(dh1, a)
-    du1, *dattn = attention_backward(p["block.attn_scale"][s] * dh1, cache_attn)
-    _add(grads, tuple(f"block.attn.{w}" for w in ("wq", "wk", "wv", "wo", "cope")), dattn)
+    du1, *dattn = attention_backward(w["block.attn_scale"][s] * dh1, cache_attn)
+    _add(grads, ATTN, dattn)
     dh0, *dnorm1 = dyt_backward(du1, cache_n1)
-    _add(grads, ("block.norm1.alpha", "block.norm1.gamma", "block.norm1.beta"), dnorm1)
+    _add(grads, NORM1, dnorm1)
     dh0 += dh1
     return dh0
 
 
-def recursive_forward(h, p, depth):
+def block_keys_values(h, w):
+    """The keys and values (B, H, T, dh) that states h (B, T, d) entering ANY step give: the step
+    index only enters through the residual scales, so the same state gives the same keys."""
+    u1, _ = dyt_forward(h, *_get(w, NORM1))
+    return project_qkv(u1, w["block.attn.w_qkv"], w["block.attn.cope"].shape[0])[1:3]
+
+
+def recursive_forward(h, w, depth, kv=None):
     """Apply the shared block `depth` times -> final h (B, T, d), one cache per step."""
     caches = []
     for s in range(depth):
-        h, cache = block_step_forward(h, p, s)
+        h, cache = block_step_forward(h, w, s, kv)
         caches.append(cache)
     return h, caches
 
 
-def recursive_backward(dh, caches, p, grads):
+def recursive_backward(dh, caches, w, grads):
     for cache in reversed(caches):
-        dh = block_step_backward(dh, cache, p, grads)
+        dh = block_step_backward(dh, cache, w, grads)
     return dh

@@ -17,15 +17,16 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
+from . import chat_format
 from .errors import InputError
-from .generate import check_options, generate_stream
+from .generate import generate_stream
+from .sampling import Sampling
 
-MAX_PROMPT_CHARS = 10_000  # DESIGN.md section 3: one prompt is at most 10,000 characters
-USER, ASSISTANT = "User:", "Assistant:"
+MAX_PROMPT_CHARS = 10_000  # one prompt is at most 10,000 characters (docs/design.md)
 
 HELP = """\
 commands:
@@ -39,38 +40,31 @@ commands:
   /settings           show the current settings
   /exit               quit (Ctrl-D too); Ctrl-C stops an answer"""
 
+# The sampling settings a command changes: /command -> the `Sampling` field.
+SAMPLING_COMMANDS = {
+    "temperature": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "max_tokens": "max_new_tokens",
+}
 
-@dataclass(frozen=True)
-class Settings:
-    temperature: float = 0.0
-    top_k: int | None = None
-    top_p: float | None = None
-    max_tokens: int = 64
-    seed: int | None = None
-    history: bool = False
 
-    def check(self, model) -> "Settings":
-        t, k, p = self.temperature, self.top_k, self.top_p
-        check_options(model, self.max_tokens, t, k, p, 1, self.seed, None)
-        return self
-
-    def describe(self) -> str:
-        return (
-            f"temperature={self.temperature} top_k={_off(self.top_k)} top_p={_off(self.top_p)} "
-            f"max_tokens={self.max_tokens} history={_off(self.history)}"
+def check_question(question: str) -> str:
+    """The question stripped; InputError if it is empty or over the length limit."""
+    question = question.strip()
+    if not question:
+        raise InputError("the question is empty")
+    if len(question) > MAX_PROMPT_CHARS:
+        raise InputError(
+            f"your message has {len(question):,} characters; the limit is {MAX_PROMPT_CHARS:,}"
         )
+    return question
 
 
 def _off(value):
     if isinstance(value, bool):
         return "on" if value else "off"
     return "off" if value is None else value
-
-
-def render(turns: list[tuple[str, str]], question: str) -> str:
-    """The conversation as the model saw chats in training, ending where the answer begins."""
-    past = [f"{USER} {q} {ASSISTANT} {a}" for q, a in turns]
-    return " ".join([*past, f"{USER} {question} {ASSISTANT}"])
 
 
 class TextStream:
@@ -109,23 +103,27 @@ class TextStream:
 class ChatSession:
     """A conversation with one model: its turns, its settings and its random generator."""
 
-    def __init__(self, model, settings: Settings | None = None):
+    def __init__(self, model, sampling: Sampling | None = None, history: bool = False):
         if model.tokenizer is None:
             raise InputError("this model has no tokenizer, so it cannot read or write text")
         self.model = model
-        self.settings = (settings or Settings()).check(model)
+        self.sampling = sampling or Sampling()
+        if self.sampling.beam > 1:
+            raise InputError("chat streams its answers, so it cannot use beam search")
+        self.history = history
         self.turns: list[tuple[str, str]] = []
-        self.rng = np.random.default_rng(self.settings.seed)
+        self.rng = np.random.default_rng(self.sampling.seed)
 
     def prompt_ids(self, question: str) -> list[int]:
         """The prompt's token ids. With history, the oldest turns are forgotten until it leaves
-        room for an answer of max_tokens (at most half the context window)."""
-        if not self.settings.history:
-            return self.model.tokenizer.encode(render([], question))
+        room for an answer of max_new_tokens (at most half the context window)."""
+        encode = self.model.tokenizer.encode
+        if not self.history:
+            return encode(chat_format.prompt([], question))
         window = self.model.config.max_seq_len
-        budget = window - min(self.settings.max_tokens, window // 2)
+        budget = window - min(self.sampling.max_new_tokens, window // 2)
         while True:
-            ids = self.model.tokenizer.encode(render(self.turns, question))
+            ids = encode(chat_format.prompt(self.turns, question))
             if len(ids) <= budget or not self.turns:
                 return ids
             self.turns.pop(0)
@@ -133,24 +131,10 @@ class ChatSession:
     def reply(self, question: str) -> Iterator[str]:
         """The answer's text as it streams; InputError at once for an empty or over-long question.
         The turn joins the conversation when the stream ends, also when it is cut short (Ctrl-C)."""
-        question = question.strip()
-        if not question:
-            raise InputError("the question is empty")
-        if len(question) > MAX_PROMPT_CHARS:
-            raise InputError(
-                f"your message has {len(question):,} characters; the limit is {MAX_PROMPT_CHARS:,}"
-            )
-        s = self.settings
+        question = check_question(question)
         seed = int(self.rng.integers(2**63))  # a session seed makes every answer reproducible
-        tokens = generate_stream(
-            self.model,
-            self.prompt_ids(question),
-            s.max_tokens,
-            s.temperature,
-            s.top_k,
-            s.top_p,
-            seed,
-        )
+        sampling = replace(self.sampling, seed=seed)
+        tokens = generate_stream(self.model, self.prompt_ids(question), sampling)
         return self._stream(question, tokens)
 
     def _stream(self, question, tokens):
@@ -164,6 +148,13 @@ class ChatSession:
         finally:
             self.turns.append((question, text.text.strip()))
 
+    def describe(self) -> str:
+        s = self.sampling
+        return (
+            f"temperature={s.temperature} top_k={_off(s.top_k)} top_p={_off(s.top_p)} "
+            f"max_tokens={s.max_new_tokens} history={_off(self.history)}"
+        )
+
     def command(self, line: str) -> str | None:
         """Run a /command; returns what to print, or None to quit."""
         name, _, arg = line.strip().partition(" ")
@@ -176,33 +167,34 @@ class ChatSession:
             self.turns.clear()
             return "(conversation forgotten)"
         if name == "/settings":
-            return self.settings.describe()
-        field = name[1:]
-        if field not in ("temperature", "top_k", "top_p", "max_tokens", "history"):
+            return self.describe()
+        command = name[1:]
+        if command == "history":
+            if arg and arg.lower() not in ("on", "off"):
+                return "error: history takes on or off"
+            if arg:
+                self.history = arg.lower() == "on"
+            return f"history={_off(self.history)}"
+        field = SAMPLING_COMMANDS.get(command)
+        if field is None:
             return f"unknown command {name}; /help lists the commands"
-        if not arg:
-            return f"{field}={_off(getattr(self.settings, field))}"
-        try:
-            self.settings = replace(self.settings, **{field: _parse(field, arg)}).check(self.model)
-        except InputError as e:
-            return f"error: {e}"
-        return f"{field}={_off(getattr(self.settings, field))}"
+        if arg:
+            try:
+                self.sampling = replace(self.sampling, **{field: _parse(command, arg)})
+            except InputError as e:
+                return f"error: {e}"
+        return f"{command}={_off(getattr(self.sampling, field))}"
 
 
-def _parse(field: str, arg: str):
-    """The value typed after a setting's command: a number, 'off' for top_k and top_p, on/off for
-    history."""
-    if field == "history":
-        if arg.lower() not in ("on", "off"):
-            raise InputError("history takes on or off")
-        return arg.lower() == "on"
-    if field in ("top_k", "top_p") and arg.lower() in ("off", "none"):
+def _parse(command: str, arg: str):
+    """The value typed after a setting's command: a number, or 'off' for top_k and top_p."""
+    if command in ("top_k", "top_p") and arg.lower() in ("off", "none"):
         return None
-    kind = int if field in ("top_k", "max_tokens") else float
+    kind = int if command in ("top_k", "max_tokens") else float
     try:
         return kind(arg)
     except ValueError:
-        raise InputError(f"{field} takes {'an integer' if kind is int else 'a number'}") from None
+        raise InputError(f"{command} takes {'an integer' if kind is int else 'a number'}") from None
 
 
 def _enable_line_editing() -> None:
@@ -211,20 +203,20 @@ def _enable_line_editing() -> None:
         import readline  # noqa: F401
 
 
-def chat_loop(model, settings: Settings | None = None, name: str = "model") -> int:
+def chat_loop(model, session: ChatSession | None = None, name: str = "model") -> int:
     """Read questions from the terminal and stream the answers, until /exit or Ctrl-D."""
-    session = ChatSession(model, settings)
+    session = session or ChatSession(model)
     _enable_line_editing()
     cfg, tok = model.config, model.tokenizer
     print(
         f"scratchlm chat: {name} ({model.num_parameters:,} parameters, {tok.kind} tokenizer, "
         f"context {cfg.max_seq_len} tokens)\n"
-        f"Ask a question. History is {_off(session.settings.history)} (/history); "
+        f"Ask a question. History is {_off(session.history)} (/history); "
         "/help lists the commands; /exit or Ctrl-D quits."
     )
     while True:
         try:
-            line = input(f"{USER} ").strip()
+            line = input(f"{chat_format.USER} ").strip()
         except EOFError:
             print()
             return 0
@@ -246,7 +238,7 @@ def _answer(session: ChatSession, question: str) -> None:
     except InputError as e:  # the session goes on
         print(f"error: {e}")
         return
-    sys.stdout.write(f"{ASSISTANT} ")
+    sys.stdout.write(f"{chat_format.ASSISTANT} ")
     try:
         for piece in pieces:
             sys.stdout.write(piece)

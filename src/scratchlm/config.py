@@ -22,7 +22,7 @@ class ModelConfig:
     dyt_alpha_init: float = 0.5
     # Every step starts as a plain pre-norm residual step (scale 1); the scales then learn how much
     # each recursion contributes. Depth-dependence of the init lives in the output projections
-    # instead (see model.init_params), which keeps the residual stream's variance bounded.
+    # instead (see params.py), which keeps the residual stream's variance bounded.
     residual_scale_init: float = 1.0
     adaptive_depth: bool = False
     max_depth: int = 8
@@ -78,22 +78,3 @@ class ModelConfig:
         if "vocab_size" not in d:
             raise ConfigError("model config is missing 'vocab_size'")
         return cls(**d)
-
-
-def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Every parameter's name and shape, exactly the table of DESIGN.md section 2."""
-    d, V, F, H, S = cfg.d_model, cfg.vocab_size, cfg.d_ff, cfg.n_heads, cfg.n_steps
-    shapes = {"tok_emb": (V, d)}
-    if cfg.learned_pos:
-        shapes["pos_emb"] = (cfg.max_seq_len, d)
-    for norm in ("block.norm1", "block.norm2", "norm_f"):
-        shapes.update({f"{norm}.alpha": (1,), f"{norm}.gamma": (d,), f"{norm}.beta": (d,)})
-    for w in ("wq", "wk", "wv", "wo"):
-        shapes[f"block.attn.{w}"] = (d, d)
-    shapes["block.attn.cope"] = (H, cfg.cope_max_pos, cfg.d_head)
-    shapes.update({"block.ffn.w1": (d, F), "block.ffn.w3": (d, F), "block.ffn.w2": (F, d)})
-    shapes.update({"block.attn_scale": (S,), "block.ffn_scale": (S,)})
-    if cfg.adaptive_depth:
-        shapes.update({"block.halt.w": (d,), "block.halt.b": (1,)})
-    shapes["head.w"] = (d, V)
-    return shapes

@@ -1,27 +1,25 @@
-"""Evaluation on chat example sets: the exact-answer score and the mean loss.
+"""Evaluation: the mean loss of batches, and the exact-answer score and loss on chat example sets.
 
-An example `User: <q> Assistant: <a> </s>` is split at "Assistant:"; the model answers the prompt
-greedily, and the answer counts when its detokenized text equals the reference's (both passed through
-the same tokenizer, so spacing conventions cannot make a difference).
+A chat example `User: <q> Assistant: <a> </s>` (or a longer conversation) is split at its LAST
+"Assistant:"; the model answers that prompt greedily, and the answer counts when its text equals
+the reference's up to spacing and a missing final full stop (both are passed through the same
+tokenizer first, so the tokenizer's spacing conventions cannot make a difference).
 """
 
-from .data import ExampleBatcher
-from .train import mean_loss
+from collections.abc import Iterable
 
-ASSISTANT = "Assistant:"
-
-
-def chat_prompt(question: str) -> str:
-    return f"User: {question} {ASSISTANT}"
+from .chat_format import split_answer
+from .examples import Batch, ExampleBatcher
 
 
-def split_chat_example(text: str) -> tuple[str, str]:
-    """-> (prompt ending in "Assistant:", reference answer without the end marker)."""
-    k = text.find(ASSISTANT)
-    if k < 0:
-        return text, ""
-    answer = text[k + len(ASSISTANT) :].replace("</s>", "").strip()
-    return text[: k + len(ASSISTANT)], answer
+def mean_loss(model, batches: Iterable[Batch]) -> float:
+    """Token-weighted mean loss over `batches` (no gradients)."""
+    total = count = 0.0
+    for b in batches:
+        n = float(b.mask.sum())
+        total += model.loss(b.inputs, b.targets, b.mask) * n
+        count += n
+    return total / count
 
 
 def answer(model, prompt: str, max_new_tokens: int = 40) -> str:
@@ -31,14 +29,20 @@ def answer(model, prompt: str, max_new_tokens: int = 40) -> str:
     return tok.decode(model.generate(ids, max_new_tokens=max_new_tokens)).strip()
 
 
+def same_answer(got: str, expected: str) -> bool:
+    """Equal up to spacing and a missing final full stop."""
+    norm = lambda s: " ".join(s.split()).removesuffix(".").rstrip()  # noqa: E731
+    return norm(got) == norm(expected)
+
+
 def exact_answer_score(model, examples: list[str]) -> tuple[float, list[tuple[str, str, str]]]:
     """-> (fraction answered exactly, the misses as (prompt, expected, got))."""
     tok, misses = model.tokenizer, []
     for text in examples:
-        prompt, reference = split_chat_example(text)
+        prompt, reference = split_answer(text)
         expected = tok.decode(tok.encode(reference)).strip()
         got = answer(model, prompt)
-        if got != expected:
+        if not same_answer(got, expected):
             misses.append((prompt, expected, got))
     return 1.0 - len(misses) / len(examples), misses
 

@@ -11,66 +11,32 @@ Per-call statistics for training logs: `loss(..., return_stats=True)` and
 unweighted ponder cost `ponder` (0 at fixed depth) and `depth_mean`/`depth_min`/`depth_max` over the
 counted positions. Nothing about a call is kept on the model.
 
-Generation (`Model.generate`) lives in generate.py: a key/value cache per recursion step, sampling,
-beam search.
+There is ONE forward pass: training, evaluation and decoding all run `forward`; decoding passes a
+key/value cache (kvcache.py) that the attention reads and extends. Generation itself (the decoders,
+sampling, beam search) lives in generate.py.
 
-The parameters are a flat dict `name -> ndarray` with the names and shapes of `config.param_shapes`.
+The parameters are a flat dict `name -> ndarray` with the names and shapes of the table in
+params.py.
 This file validates the caller's arrays; the layers below trust theirs.
 """
 
 import numpy as np
 
 from .act import act_backward, act_forward, depth_stats, ponder_cost
-from .block import recursive_backward, recursive_forward
-from .config import ModelConfig, param_shapes
+from .block import norm_names, recursive_backward, recursive_forward
+from .checks import check_token_ids
+from .config import ModelConfig
 from .errors import InputError
 from .generate import check_prompt, generate_batch
 from .layers.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from .layers.dyt import dyt_backward, dyt_forward
 from .layers.embedding import embedding_backward, embedding_forward
 from .layers.linear import linear_backward, linear_forward
+from .params import fuse, init_params, unfuse
+from .sampling import Sampling
 
 DTYPES = ("float32", "float64")
-
-
-def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype) -> dict[str, np.ndarray]:
-    """The initialisation scheme.
-
-    DyT does not rescale its input, so the residual stream starts at unit scale: embeddings ~ N(0, 1)
-    (positions at 0.1 so that tokens dominate), where tanh(0.5 x) is in its useful range. Every matrix
-    reading the stream is N(0, 1/fan_in) so activations keep their scale. The two matrices that WRITE
-    into the stream (attn.wo, ffn.w2) are further divided by sqrt(2 * steps): the 2 * steps residual
-    branches then add up to a bounded variance however deep the recursion (the GPT-2 trick). The
-    output head is small (std 0.02) so the first loss is ln(V): a uniform guess.
-    """
-    shapes = param_shapes(cfg)
-    out_scale = 1.0 / np.sqrt(2 * cfg.n_steps)
-    params = {}
-    for name, shape in shapes.items():
-        leaf = name.rsplit(".", 1)[-1]
-        if name == "tok_emb":
-            std = 1.0
-        elif name == "pos_emb":
-            std = 0.1
-        elif name == "head.w" or leaf == "cope":
-            std = 0.02
-        elif leaf in ("wq", "wk", "wv", "w1", "w3"):
-            std = 1.0 / np.sqrt(shape[0])
-        elif leaf in ("wo", "w2"):
-            std = out_scale / np.sqrt(shape[0])
-        else:
-            std = None
-        if std is not None:
-            params[name] = rng.standard_normal(shape) * std
-        elif leaf == "alpha":
-            params[name] = np.full(shape, cfg.dyt_alpha_init)
-        elif leaf == "gamma":
-            params[name] = np.ones(shape)
-        elif name in ("block.attn_scale", "block.ffn_scale"):
-            params[name] = np.full(shape, cfg.residual_scale_init)
-        else:  # beta and the halting unit start at zero
-            params[name] = np.zeros(shape)
-    return {name: value.astype(dtype) for name, value in params.items()}
+NORM_F = norm_names("norm_f")
 
 
 class Model:
@@ -88,47 +54,50 @@ class Model:
 
     # ----------------------------------------------------------------------- forward / backward
 
-    def forward(self, ids):
+    def forward(self, ids, kv=None):
         """ids (B, T) -> logits (B, T, V), cache for `backward`.
 
-        The cache is (embedding, block, final norm, head); with adaptive depth its block part is an
-        `act.ActCache`, whose `N` and `R` (B, T) are each token's depth and remainder.
+        kv: None (training, evaluation), or a `KVCache` (decoding): ids are then the NEW tokens of
+        each row; they go into the cache after the tokens it holds and attend to all of them.
+        The cache is (fused weights, embedding, block, final norm, head); with adaptive depth its
+        block part is an `act.ActCache`, whose `N` and `R` (B, T) are each token's depth and remainder.
         """
         ids = self._check_ids(ids, "ids")
-        p, cfg = self.params, self.config
-        h, cache_emb = embedding_forward(ids, p["tok_emb"], p.get("pos_emb"))  # (B, T, d)
+        cfg = self.config
+        # The fused matrices are built once per call (a cache keeps its own), not once per step.
+        w = fuse(self.params) if kv is None else kv.weights
+        positions = None if kv is None else kv.extend(ids.shape[1])  # (B, T) slots in the cache
+        h, cache_emb = embedding_forward(ids, w["tok_emb"], w.get("pos_emb"), positions)
         if cfg.adaptive_depth:
-            h, _, cache_rec = act_forward(h, p, cfg)  # h: the mixture of the steps' states
+            h, cache_rec = act_forward(h, w, cfg, kv)  # h: the mixture of the steps' states
         else:
-            h, cache_rec = recursive_forward(h, p, cfg.depth)
-        u, cache_nf = dyt_forward(h, p["norm_f.alpha"], p["norm_f.gamma"], p["norm_f.beta"])
-        logits, cache_head = linear_forward(u, p["head.w"])  # (B, T, V)
-        return logits, (cache_emb, cache_rec, cache_nf, cache_head)
+            h, cache_rec = recursive_forward(h, w, cfg.depth, kv)
+        u, cache_nf = dyt_forward(h, *(w[name] for name in NORM_F))
+        logits, cache_head = linear_forward(u, w["head.w"])  # (B, T, V)
+        return logits, (w, cache_emb, cache_rec, cache_nf, cache_head)
 
     def backward(self, dlogits, cache, dR=None):
         """dL/dlogits (B, T, V) -> gradients of every parameter (same keys as `params`).
 
         dR (B, T): with adaptive depth, dL/dR_t from the ponder cost (None: the loss has none).
         """
-        cache_emb, cache_rec, cache_nf, cache_head = cache
-        p = self.params
+        w, cache_emb, cache_rec, cache_nf, cache_head = cache
         # The block is shared by all steps: its gradients are sums, accumulated from zero.
         grads = {
-            name: np.zeros_like(value) for name, value in p.items() if name.startswith("block.")
+            name: np.zeros_like(value) for name, value in w.items() if name.startswith("block.")
         }
         du, grads["head.w"] = linear_backward(dlogits, cache_head)
         dh, *dnorm = dyt_backward(du, cache_nf)
-        grads.update(zip(("norm_f.alpha", "norm_f.gamma", "norm_f.beta"), dnorm, strict=True))
+        grads.update(zip(NORM_F, dnorm, strict=True))
         if self.config.adaptive_depth:
             dR = np.zeros(dh.shape[:2], dtype=dh.dtype) if dR is None else dR  # (B, T)
-            dh = act_backward(dh, dR, cache_rec, p, grads)
+            dh = act_backward(dh, dR, cache_rec, w, grads)
         else:
-            dh = recursive_backward(dh, cache_rec, p, grads)
+            dh = recursive_backward(dh, cache_rec, w, grads)
         grads["tok_emb"], dpos = embedding_backward(dh, cache_emb)
-        if "pos_emb" in p:
-            grads["pos_emb"] = np.zeros_like(p["pos_emb"])
-            grads["pos_emb"][: dpos.shape[0]] = dpos
-        return grads
+        if dpos is not None:
+            grads["pos_emb"] = dpos
+        return unfuse(grads)
 
     def logits(self, ids) -> np.ndarray:
         return self.forward(ids)[0]
@@ -154,7 +123,7 @@ class Model:
         if not cfg.adaptive_depth:
             depth = {"depth_mean": float(cfg.depth), "depth_min": cfg.depth, "depth_max": cfg.depth}
             return ce, cache_ce, None, {"ce": ce, "ponder": 0.0, **depth}
-        act = cache[1]
+        act = cache[2]
         ponder, dponder = ponder_cost(act.N, act.R, mask)
         stats = {"ce": ce, "ponder": ponder, **depth_stats(act.N, mask)}
         return ce + cfg.ponder_weight * ponder, cache_ce, cfg.ponder_weight * dponder, stats
@@ -180,30 +149,23 @@ class Model:
         runs beam search instead. Stops at `eos_id` (default: the tokenizer's `</s>`) or after
         max_new_tokens. Many prompts at once: `scratchlm.generate.generate_batch`.
         """
-        # Checked here so that errors name "prompt", not "prompts[0]".
-        prompt_ids = check_prompt(self, prompt_ids, "prompt")
-        return generate_batch(
-            self, [prompt_ids], max_new_tokens, temperature, top_k, top_p, beam, seed, eos_id
-        )[0]
+        prompt_ids = check_prompt(self, prompt_ids, "prompt")  # so errors name "prompt"
+        sampling = Sampling(max_new_tokens, temperature, top_k, top_p, beam, seed)
+        return generate_batch(self, [prompt_ids], sampling, eos_id=eos_id)[0]
+
+    def save(self, path, description: str | None = None) -> str:
+        """Write the model to `path` (.safetensors or .json, atomically) -> its sha256 digest."""
+        from .modelfile import save_model  # modelfile.py builds models, so it imports this file
+
+        return save_model(path, self, description)
 
     # ------------------------------------------------------------------------------ validation
 
     def _check_ids(self, ids, what):
-        ids = np.asarray(ids)
-        if ids.ndim != 2 or ids.shape[0] == 0 or ids.shape[1] == 0:
-            raise InputError(f"{what} must be a non-empty 2-D array (batch, time), got {ids.shape}")
-        if not np.issubdtype(ids.dtype, np.integer):
-            raise InputError(f"{what} must hold integer token ids, got dtype {ids.dtype}")
+        ids = check_token_ids(ids, self.config.vocab_size, what, ndim=2)
         if ids.shape[1] > self.config.max_seq_len:
             raise InputError(
                 f"{what} has {ids.shape[1]} positions; max_seq_len is {self.config.max_seq_len}"
-            )
-        bad = (ids < 0) | (ids >= self.config.vocab_size)
-        if bad.any():
-            b, t = np.argwhere(bad)[0]
-            raise InputError(
-                f"{what}[{b}, {t}] = {ids[b, t]} is not a token id (vocab_size "
-                f"{self.config.vocab_size})"
             )
         return ids
 

@@ -18,12 +18,9 @@ names do not start with `opt.`; only those enter `sha256` and the model's shape 
 checkpoint loads as a model with the same `sha256` its model would have on its own.
 """
 
-import contextlib
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +29,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from .config import ModelConfig, param_shapes
+from .config import ModelConfig
 from .errors import (
     ConfigError,
     InputError,
@@ -47,6 +44,8 @@ from .errors import (
     ModelFileWriteError,
     ScratchLMError,
 )
+from .fileio import atomic_write
+from .params import param_shapes
 
 FORMAT_MARKER = "scratchlm"
 FORMAT_VERSION = 1
@@ -123,7 +122,8 @@ def save_model(path, model, description: str | None = None) -> str:
     """Write `model` to `path` (`.safetensors` or `.json`) atomically; return its `sha256`."""
     path = Path(path)
     mf = _model_file_of(path, model, description)
-    _write_atomically(path, _encode(mf))
+    with atomic_write(path, ModelFileWriteError) as f:
+        f.write(_encode(mf))
     return mf.sha256
 
 
@@ -154,7 +154,8 @@ def save_checkpoint(path, model, opt_state: dict, trainer_state: dict) -> str:
         "checkpoint_sha256": checkpoint_digest(mf.sha256, optimizer, trainer_state, opt_tensors),
         "tensors": opt_tensors,
     }
-    _write_atomically(path, _encode(mf))
+    with atomic_write(path, ModelFileWriteError) as f:
+        f.write(_encode(mf))
     return mf.extra["checkpoint_sha256"]
 
 
@@ -258,51 +259,6 @@ def _tensor_json(t: np.ndarray) -> str:
     # Each float32 goes out as the double that equals it exactly, so loading is bit-exact
     # (0.1f reads 0.10000000149011612: longer than "0.1", but never off by one ulp).
     return json.dumps({"shape": list(t.shape), "data": t.astype(np.float64).ravel().tolist()})
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that it always holds either the old file or all of the new.
-
-    The bytes go to a temporary file in the same folder (a rename is atomic only within one file
-    system), are forced to disk, and only then renamed over `path`; syncing the folder makes the
-    rename itself survive a crash. On any failure the temporary file is removed.
-    """
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise ModelFileWriteError(f"{path}: cannot write the file: {e.strerror or e}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode())
-        os.replace(tmp, path)
-        _sync_folder(path.parent)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise ModelFileWriteError(f"{path}: cannot write the file: {e.strerror or e}") from e
-        raise
-
-
-def _new_file_mode() -> int:
-    # mkstemp makes the file private to its owner; a saved model should get the permissions of any
-    # new file, which only the process umask can tell (reading it means setting it, then back).
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _sync_folder(folder: Path) -> None:
-    if os.name != "posix":  # Windows cannot open a folder to sync it
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------- reading

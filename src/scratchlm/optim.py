@@ -12,20 +12,7 @@ from collections.abc import Callable, Collection
 import numpy as np
 
 from .errors import ConfigError, InputError
-
-# Weight decay pulls weights toward zero. That is a useful prior for the big matrices, but wrong for
-# parameters whose natural value is not zero (the norms' gains and steepness, the per-step residual
-# scales, the halting bias) and for lookup tables that only see a few rows per step (embeddings,
-# CoPE positions): decaying those would shrink rarely seen rows for no reason.
-_NO_DECAY_SUFFIXES = (".alpha", ".gamma", ".beta")
-_NO_DECAY_NAMES = frozenset(
-    {"tok_emb", "pos_emb", "block.attn.cope", "block.attn_scale", "block.ffn_scale", "block.halt.b"}
-)
-
-
-def default_no_decay(name: str) -> bool:
-    """True for the parameters AdamW leaves undecayed (see the comment above)."""
-    return name in _NO_DECAY_NAMES or name.endswith(_NO_DECAY_SUFFIXES)
+from .params import decays
 
 
 class AdamW:
@@ -50,7 +37,7 @@ class AdamW:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
-        no_decay: Callable[[str], bool] | Collection[str] = default_no_decay,
+        no_decay: Callable[[str], bool] | Collection[str] = lambda name: not decays(name),
     ):
         _check_hyperparameters(lr, betas, eps, weight_decay)
         self.params = params

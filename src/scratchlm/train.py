@@ -1,34 +1,66 @@
-"""Training: the loop that turns batches into parameter updates.
+"""Training: the update rule, the loops over example sets and corpora, and the two entry points.
 
-Two ways to feed it, one update rule:
-- example sets (the seed's pre-training and instruction tuning): epochs of shuffled, padded whole
-  examples from an `ExampleBatcher`;
-- corpora (your own text): steps of random fixed-length windows from a `TokenCorpus`.
+Two ways to feed the model, one update rule:
+- example sets (`train_examples`: the seed's pre-training and instruction tuning): epochs of
+  shuffled, padded whole examples from an `ExampleBatcher`;
+- corpora (`train_corpus`: your own text): steps of random fixed-length windows from a
+  `TokenCorpus`.
 
 Every update: accumulate gradients over `accum` micro-batches (weighted by their counted tokens, so
 the result equals one big batch), refuse non-finite or anomalous gradients (skip the update with a
 warning; `max_bad_steps` in a row raise `TrainingDivergedError`), clip the global gradient norm, take
 an AdamW step at the scheduled learning rate. A non-finite or exploding loss stops training at once.
-Checkpoints are written atomically, so the last good one survives any of this.
+
+Both entry points take a `RunOptions`, start fresh or `resume` from a checkpoint (the next update
+is the one an uninterrupted run would take: same batches, same optimizer moments, same schedule),
+write a checkpoint next to the output (`<name>.ckpt.safetensors`, atomically) and `finish` the same
+way: the model file, the metrics file (`<name>.metrics.jsonl`) and the loss plot.
 """
 
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from .data import Batch, ExampleBatcher, TokenCorpus
+from . import chat_format
+from .checks import is_int
+from .config import ModelConfig
+from .corpus import TokenCorpus, read_corpus
 from .errors import ConfigError, TrainingDivergedError
+from .evaluate import answer, exact_answer_score, mean_loss
+from .examples import Batch, ExampleBatcher, assistant_loss_start, load_examples
 from .log import log_metrics
-from .modelfile import save_checkpoint
+from .model import Model
+from .modelfile import load_checkpoint, save_checkpoint
 from .optim import AdamW, accumulate, clip_grad_norm, lr_at
+from .plot import plot_metrics
+from .tokenizers import build_tokenizer
 
 logger = logging.getLogger("scratchlm")
+
+BUNDLED_DATA = Path(str(files("scratchlm") / "bundled"))  # package data: works from a wheel too
+DEMO_QUESTION = "How do mountains form?"
+
+# The Tiny Shakespeare preset (README), the defaults of corpus training: 3 recursions of a 128-wide
+# block, 64-character context. CoPE positions count back at most 15 units; a 64-token window rarely
+# needs more, and the smaller table is cheaper. Small batches at a high learning rate give the most
+# progress per second here.
+CORPUS_MODEL = {
+    "d_model": 128,
+    "n_heads": 4,
+    "d_ff": 512,
+    "depth": 3,
+    "max_seq_len": 64,
+    "cope_max_pos": 16,
+}
+CORPUS_TRAIN = {"steps": 1400, "batch_size": 16, "lr": 4e-3}
+SAMPLE_TOKENS = 200
 
 
 @dataclass
@@ -50,7 +82,7 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("epochs", "steps", "batch_size", "accum", "max_bad_steps"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ConfigError(
                     f"training option {name} must be a positive integer, got {value!r}"
                 )
@@ -136,6 +168,11 @@ class Trainer:
                 f"{self.bad_in_row} anomalous gradients in a row ({why}); training stopped, "
                 "the last checkpoint is intact"
             )
+
+    def resume(self, opt_state: dict, state: dict) -> None:
+        """Continue from a checkpoint's optimizer state and trainer state (`load_checkpoint`)."""
+        self.opt.load_state_dict(opt_state)
+        self.step = state["step"]
 
     def lr(self, total_updates: int) -> float:
         tc = self.tc
@@ -277,11 +314,179 @@ def _groups(batches: Iterable[Batch], size: int) -> Iterator[list[Batch]]:
         yield group
 
 
-def mean_loss(model, batches: Iterable[Batch]) -> float:
-    """Token-weighted mean loss over `batches` (no gradients)."""
-    total = count = 0.0
-    for b in batches:
-        n = float(b.mask.sum())
-        total += model.loss(b.inputs, b.targets, b.mask) * n
-        count += n
-    return total / count
+# ------------------------------------------------------------------------------ entry points
+
+
+@dataclass
+class Phase:
+    """One pass of example-set training: its name ("pretrain", "chat"), files and schedule."""
+
+    name: str
+    files: list[Path]
+    train: TrainConfig
+    assistant_only: bool = False  # chat: count the loss on the answers only
+
+
+@dataclass
+class RunOptions:
+    """Everything a training run needs besides the hyper-parameters of its updates."""
+
+    output: Path = Path("out/model.safetensors")
+    tokenizer: str | None = None  # word, char or bpe; None: word (example sets), char (corpora)
+    vocab_size: int | None = None  # bpe: the vocabulary to train to
+    model: dict = field(default_factory=dict)  # ModelConfig fields other than vocab_size
+    seed: int = 0
+    resume: Path | None = None  # a checkpoint to continue from
+    # example sets
+    phases: list[Phase] = field(default_factory=list)
+    question: str = DEMO_QUESTION  # asked before and after training
+    # corpora
+    corpus: Path | None = None
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(**CORPUS_TRAIN))
+    seq_len: int | None = None  # window length (default: max_seq_len)
+    eval_every: int = 200
+    max_minutes: float | None = None  # stop cleanly after this wall time, and save
+
+
+def demo_options(output: Path = Path("out/model.safetensors"), seed: int = 0) -> RunOptions:
+    """The bundled corpus with the settings tuned for `make demo` (see README)."""
+    pre = TrainConfig(epochs=30, batch_size=32, lr=2e-3, warmup=0.05, seed=seed)
+    chat = TrainConfig(epochs=60, batch_size=32, lr=2e-3, warmup=0.05, seed=seed)
+    return RunOptions(
+        phases=[
+            Phase("pretrain", [BUNDLED_DATA / "pretrain.json"], pre),
+            Phase("chat", [BUNDLED_DATA / "chat.json"], chat),
+        ],
+        output=output,
+        seed=seed,
+    )
+
+
+def checkpoint_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".ckpt.safetensors")
+
+
+def _sibling(output: Path, suffix: str) -> Path:
+    return output.with_name(output.stem + suffix)
+
+
+def _new_or_resumed(
+    opts: RunOptions, texts: Callable[[], Iterable[str]], kind: str, defaults: dict
+):
+    """A fresh model (tokenizer built from `texts()`), or the one in `opts.resume`
+    -> (model, optimizer state or None, trainer state or {})."""
+    if opts.resume is not None:
+        model, opt_state, state = load_checkpoint(opts.resume)
+        logger.info(
+            "resuming %s at update %d (phase %s)", opts.resume, state["step"], state["phase"]
+        )
+        return model, opt_state, state
+    tokenizer = build_tokenizer(opts.tokenizer or kind, texts(), opts.vocab_size)
+    cfg = ModelConfig.from_dict({**defaults, **opts.model, "vocab_size": tokenizer.vocab_size})
+    return Model(cfg, tokenizer, seed=opts.seed), None, {}
+
+
+def _finish(model, opts: RunOptions, metrics: MetricsLog, description: str) -> None:
+    """The end of every run: the model file and the loss plot (the metrics file is written as
+    training goes)."""
+    model.save(opts.output, description=description)
+    plot_metrics(metrics.rows, _sibling(opts.output, ".loss.png"))
+    print(f"saved the model to {opts.output}")
+
+
+def train_examples(opts: RunOptions) -> Model:
+    """The seed's job: build the vocabulary, show the answer to a question, pre-train on facts,
+    instruction-tune on chat, show the answer again, save the model."""
+    texts = {p.name: [t for f in p.files for t in load_examples(f)] for p in opts.phases}
+    opts.output.parent.mkdir(parents=True, exist_ok=True)
+    everything = lambda: [t for phase in texts.values() for t in phase]  # noqa: E731
+    model, opt_state, state = _new_or_resumed(opts, everything, "word", {})
+    question = chat_format.prompt([], opts.question)
+    if not state:
+        print(
+            f"vocabulary: {model.tokenizer.vocab_size} tokens; model: {model.num_parameters:,} parameters"
+        )
+        print(f"before training: {opts.question!r} -> {answer(model, question)!r}")
+    metrics = MetricsLog(_sibling(opts.output, ".metrics.jsonl"))
+    names = [p.name for p in opts.phases]
+    first = names.index(state["phase"]) if state else 0
+    for i, phase in enumerate(opts.phases[first:], start=first):
+        resuming = bool(state) and i == first
+        start_epoch = state["epoch"] if resuming else 0
+        if start_epoch >= phase.train.epochs:
+            continue
+        trainer = Trainer(model, replace(phase.train, seed=opts.seed), metrics)
+        if resuming:
+            trainer.resume(opt_state, state)
+        batcher = _batcher(model, texts[phase.name], phase, opts.seed)
+        print(f"{phase.name}: {len(texts[phase.name])} examples, {phase.train.epochs} epochs")
+        trainer.fit_examples(
+            phase.name, batcher, checkpoint=checkpoint_path(opts.output), start_epoch=start_epoch
+        )
+    print(f"after training: {opts.question!r} -> {answer(model, question)!r}")
+    if texts.get("chat"):
+        score, _ = exact_answer_score(model, texts["chat"])
+        print(f"exact answers on the chat set: {score:.1%}")
+    _finish(model, opts, metrics, "scratchlm run")
+    return model
+
+
+def _batcher(model, texts, phase: Phase, seed: int) -> ExampleBatcher:
+    tok = model.tokenizer
+    starts = [assistant_loss_start(tok, t) for t in texts] if phase.assistant_only else None
+    return ExampleBatcher(
+        [tok.encode(t) for t in texts],
+        phase.train.batch_size,
+        model.config.max_seq_len,
+        seed=seed,
+        pad_id=tok.pad_id,
+        loss_start=starts,
+    )
+
+
+def train_corpus(opts: RunOptions) -> Model:
+    """Train on a plain-text corpus: tokenize it once into a memory-mapped token file, train on
+    random windows from its first 90 % and evaluate on the last 10 %, printing a generated sample
+    at every evaluation; `max_minutes` stops cleanly and saves."""
+    opts.output.parent.mkdir(parents=True, exist_ok=True)
+    model, opt_state, state = _new_or_resumed(
+        opts, lambda: read_corpus(opts.corpus), "char", CORPUS_MODEL
+    )
+    corpus = TokenCorpus.build(opts.corpus, model.tokenizer)
+    logger.info(
+        "corpus %s: %d train and %d validation tokens; model of %d parameters",
+        opts.corpus,
+        corpus.n_train_tokens,
+        corpus.n_val_tokens,
+        model.num_parameters,
+    )
+    metrics = MetricsLog(_sibling(opts.output, ".metrics.jsonl"))
+    trainer = Trainer(model, opts.train, metrics)
+    rng = np.random.default_rng(opts.seed)
+    if state:
+        trainer.resume(opt_state, state)
+        rng.bit_generator.state = state["rng"]
+
+    def show_sample(row):
+        print(f"--- sample at update {row['step']} (val_loss {row['val_loss']:.4f}) ---")
+        print(sample(model), flush=True)
+
+    trainer.fit_corpus(
+        corpus,
+        opts.seq_len or model.config.max_seq_len,
+        rng,
+        eval_every=opts.eval_every,
+        max_minutes=opts.max_minutes,
+        checkpoint=checkpoint_path(opts.output),
+        on_eval=show_sample,
+    )
+    _finish(model, opts, metrics, f"trained on {opts.corpus.name}")
+    return model
+
+
+def sample(model, prompt: str = "\n", temperature: float = 0.8, seed: int = 0) -> str:
+    tok = model.tokenizer
+    ids = model.generate(
+        tok.encode(prompt), max_new_tokens=SAMPLE_TOKENS, temperature=temperature, seed=seed
+    )
+    return tok.decode(ids)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from .generate import add_sampling_options
+from .generate import add_sampling_options, sampling_from_args
 
 
 def register(sub):
@@ -16,10 +16,10 @@ def register(sub):
 
 
 def main(args) -> int:
-    from ..chat import Settings, chat_loop
+    from ..chat import ChatSession, chat_loop
     from ..modelfile import load_model
 
-    settings = Settings(
-        args.temperature, args.top_k, args.top_p, args.max_tokens, args.seed, args.history
-    )
-    return chat_loop(load_model(args.model), settings, name=str(args.model))
+    sampling = sampling_from_args(args)
+    model = load_model(args.model)
+    session = ChatSession(model, sampling, history=args.history)
+    return chat_loop(model, session, name=str(args.model))

@@ -12,9 +12,9 @@ def register(sub):
 
 
 def main(args) -> int:
-    from ..data import load_examples
     from ..errors import InputError
     from ..evaluate import exact_answer_score, examples_loss
+    from ..examples import load_examples
     from ..modelfile import load_model
 
     model = load_model(args.model)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def add_sampling_options(p, beam=False) -> None:
-    """The decoding options `generate` and `chat` share."""
+    """The decoding options `generate` and `chat` share; `sampling_from_args` reads them."""
     p.add_argument(
         "--temperature",
         type=float,
@@ -27,6 +27,20 @@ def add_sampling_options(p, beam=False) -> None:
         p.add_argument("--beam", type=int, default=1, help="beam search with this width")
 
 
+def sampling_from_args(args):
+    """The `Sampling` the options of `add_sampling_options` describe (checked: InputError)."""
+    from ..sampling import Sampling
+
+    return Sampling(
+        max_new_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        beam=getattr(args, "beam", 1),
+        seed=args.seed,
+    )
+
+
 def register(sub):
     p = sub.add_parser("generate", help="continue a prompt once (text or --json)")
     p.add_argument("model", type=Path, help="model file (.safetensors or .json)")
@@ -39,9 +53,10 @@ def register(sub):
 def main(args) -> int:
     from ..chat import MAX_PROMPT_CHARS, TextStream
     from ..errors import InputError
-    from ..generate import generate_stream
+    from ..generate import generate_batch, generate_stream
     from ..modelfile import load_model
 
+    sampling = sampling_from_args(args)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if not prompt.strip():
         raise InputError("the prompt is empty")
@@ -54,9 +69,8 @@ def main(args) -> int:
     if tok is None:
         raise InputError(f"{args.model} has no tokenizer, so it cannot read or write text")
     ids = tok.encode(prompt)
-    options = (args.max_tokens, args.temperature, args.top_k, args.top_p)
-    if args.json or args.beam > 1:
-        tokens = model.generate(ids, *options, beam=args.beam, seed=args.seed)
+    if args.json or sampling.beam > 1:
+        tokens = generate_batch(model, [ids], sampling)[0]
         completion = tok.decode(tokens)
         if args.json:
             out = {"prompt": prompt, "completion": completion, "tokens": len(tokens)}
@@ -65,7 +79,7 @@ def main(args) -> int:
             print(completion)
         return 0
     text = TextStream(tok)
-    for token in generate_stream(model, ids, *options, seed=args.seed):
+    for token in generate_stream(model, ids, sampling):
         sys.stdout.write(text.push(token))
         sys.stdout.flush()
     print(text.flush())

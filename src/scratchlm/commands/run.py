@@ -16,9 +16,9 @@ def register(sub):
 
 
 def main(args) -> int:
-    from ..pipeline import demo_options, run_pipeline
+    from ..train import demo_options, train_examples
 
-    model = run_pipeline(demo_options(args.output, args.seed))
+    model = train_examples(demo_options(args.output, args.seed))
     if args.interactive:
         from ..chat import chat_loop
 

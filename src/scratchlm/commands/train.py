@@ -89,30 +89,35 @@ def train_config(args, base: dict, **overrides) -> TrainConfig:
 
 
 def main(args) -> int:
+    from ..train import CORPUS_TRAIN, Phase, RunOptions, train_corpus, train_examples
+
     model_cfg, train_cfg = read_toml(args.config) if args.config else ({}, {})
+    opts = RunOptions(
+        output=args.output,
+        tokenizer=args.tokenizer,
+        vocab_size=args.vocab_size,
+        model=model_cfg,
+        seed=args.seed,
+        resume=args.resume,
+    )
     if args.corpus is not None:
         if args.pretrain or args.chat:
             raise ConfigError("give either --corpus or --pretrain/--chat files, not both")
-        from ..corpus import CORPUS_TRAIN, train_on_corpus
-
-        train_on_corpus(args, model_cfg, train_config(args, {**CORPUS_TRAIN, **train_cfg}))
+        opts.corpus = args.corpus
+        opts.train = train_config(args, {**CORPUS_TRAIN, **train_cfg})
+        opts.seq_len, opts.eval_every, opts.max_minutes = (
+            args.seq_len,
+            args.eval_every,
+            args.max_minutes,
+        )
+        train_corpus(opts)
         return 0
     if not (args.pretrain or args.chat or args.resume):
         raise ConfigError("nothing to train on: give --pretrain and/or --chat files, or --corpus")
-    from ..pipeline import Phase, RunOptions, run_pipeline
-
-    phases = []
     if args.pretrain:
-        phases.append(Phase("pretrain", args.pretrain, train_config(args, train_cfg)))
+        opts.phases.append(Phase("pretrain", args.pretrain, train_config(args, train_cfg)))
     if args.chat:
         chat_tc = train_config(args, train_cfg, epochs=args.chat_epochs, lr=args.chat_lr)
-        phases.append(Phase("chat", args.chat, chat_tc, assistant_only=args.assistant_only))
-    opts = RunOptions(
-        phases=phases,
-        output=args.output,
-        tokenizer=args.tokenizer or "word",
-        model=model_cfg,
-        seed=args.seed,
-    )
-    run_pipeline(opts, resume=args.resume)
+        opts.phases.append(Phase("chat", args.chat, chat_tc, assistant_only=args.assistant_only))
+    train_examples(opts)
     return 0

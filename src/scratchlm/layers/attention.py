@@ -13,16 +13,18 @@ Positions are counted in units the model chooses (words, sentences...) instead o
 and the whole batch are handled by (B, H, T, T) array operations; nothing loops over tokens or heads.
 
 The queries may be the LAST Tq of Tk positions (query i sits at position Tk - Tq + i): with Tq = Tk
-this is ordinary self-attention, with Tq < Tk it serves decoding with a key/value cache.
-An optional boolean `hide` mask removes further keys (the left padding of batched generation);
-right padding needs none: causality already keeps real tokens from seeing the padding after them.
-Not handled here: dropout, attention biases.
+this is ordinary self-attention, with Tq < Tk it serves decoding with a key/value cache
+(`attention_forward(..., kv=cache)`: the new keys and values are written into the cache and the
+queries attend to everything cached). An optional boolean `hide` mask removes further keys (rows of
+a cache that hold fewer tokens than others); right padding needs none: causality already keeps real
+tokens from seeing the padding after them. Not handled here: dropout, attention biases.
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
+from .activations import sigmoid
 from .linear import linear_backward, linear_forward
 
 
@@ -49,15 +51,6 @@ class CopeCache(NamedTuple):
     tri: np.ndarray  # (Tk, Tk) tri[t, j] = [t >= j]
 
 
-def _sigmoid(x):
-    """sigmoid(x) = (1 + tanh(x/2)) / 2, overflow-free and computed in place in one new array."""
-    g = x * 0.5
-    np.tanh(g, out=g)
-    g += 1.0
-    g *= 0.5
-    return g
-
-
 def _rows(x, m):
     """x (..., T) @ m (T, n) as ONE matrix product over all leading rows."""
     return (x.reshape(-1, x.shape[-1]) @ m).reshape(*x.shape[:-1], m.shape[1])
@@ -79,7 +72,7 @@ def cope_attention_forward(q, k, v, cope, hide=None):
     s += future
     if hide is not None:
         np.copyto(s, -np.inf, where=hide)  # like future keys: gate 0, attention weight 0
-    g = _sigmoid(s)
+    g = sigmoid(s)
     # p_ij = sum_{t >= j} g_it, a reverse cumulative sum, as a product with the triangular
     # matrix tri[t, j] = [t >= j]: one BLAS call instead of a slow cumsum over short rows.
     tri = np.tri(Tk, dtype=dtype)  # (Tk, Tk)
@@ -145,25 +138,31 @@ def cope_attention_backward(do, cache):
 
 
 def project_qkv(u, w_qkv, n_heads):
-    """u (B, T, d), w_qkv = [wq | wk | wv] (d, 3d) -> q, k, v (B, H, T, dh) each; and the cache
-    of the one fused product."""
+    """u (B, T, d), w_qkv = [wq | wk | wv] (d, 3d) -> q, k, v (B, H, T, dh) each, and the cache of
+    the one fused product."""
     B, T, d = u.shape
     qkv, cache_qkv = linear_forward(u, w_qkv)  # (B, T, 3d)
     q, k, v = qkv.reshape(B, T, 3, n_heads, d // n_heads).transpose(2, 0, 3, 1, 4)  # (B, H, T, dh)
     return q, k, v, cache_qkv
 
 
-def attention_forward(u, wq, wk, wv, wo, cope):
-    """u (B, T, d), w* (d, d), cope (H, P, dh) -> y (B, T, d)."""
-    w_qkv = np.concatenate([wq, wk, wv], axis=1)  # (d, 3d)
+def attention_forward(u, w_qkv, wo, cope, kv=None, step=0):
+    """u (B, T, d), w_qkv = [wq | wk | wv] (d, 3d), wo (d, d), cope (H, P, dh) -> y (B, T, d).
+
+    kv: None (training: the T tokens attend to each other), or a `KVCache` whose recursion step
+    `step` receives these tokens' keys and values and supplies every cached one to attend to.
+    """
     q, k, v, cache_qkv = project_qkv(u, w_qkv, cope.shape[0])  # (B, H, T, dh) each
-    o, cache_att = cope_attention_forward(q, k, v, cope)
+    hide = None
+    if kv is not None:
+        k, v, hide = kv.update(step, k, v)  # (B, H, Tk, dh): the cached keys and the new ones
+    o, cache_att = cope_attention_forward(q, k, v, cope, hide)
     y, cache_o = linear_forward(merge_heads(o), wo)  # (B, T, d)
     return y, (cache_qkv, cache_att, cache_o)
 
 
 def attention_backward(dy, cache):
-    """-> du, dwq, dwk, dwv, dwo, dcope."""
+    """-> du, dw_qkv (d, 3d), dwo, dcope. (Training only: a forward with a cache has no backward.)"""
     cache_qkv, cache_att, cache_o = cache
     B, T, d = dy.shape
     H = cache_att.cope.shape[0]
@@ -172,5 +171,5 @@ def attention_backward(dy, cache):
     dqkv = np.empty((B, T, 3, H, d // H), dtype=dy.dtype)
     for i, dx in enumerate((dq, dk, dv)):  # three copies back to the (B, T, ...) layout
         dqkv[:, :, i] = dx.transpose(0, 2, 1, 3)
-    du, dw = linear_backward(dqkv.reshape(B, T, 3 * d), cache_qkv)
-    return du, dw[:, :d], dw[:, d : 2 * d], dw[:, 2 * d :], dwo, dcope
+    du, dw_qkv = linear_backward(dqkv.reshape(B, T, 3 * d), cache_qkv)
+    return du, dw_qkv, dwo, dcope

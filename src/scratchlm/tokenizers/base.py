@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..checks import check_token_ids
 from ..errors import InputError, TokenizerError
 
 PAD, UNK, EOS = "<pad>", "<unk>", "</s>"
@@ -59,16 +60,7 @@ class Tokenizer(ABC):
         arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
         if arr.size == 0:
             return []
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise InputError(f"decode expects a flat sequence of integer ids, got {arr.dtype}")
-        bad = np.flatnonzero((arr < 0) | (arr >= self.vocab_size))
-        if bad.size:
-            i = int(bad[0])
-            raise InputError(
-                f"token id {int(arr[i])} at position {i} is out of range "
-                f"for a vocabulary of {self.vocab_size}"
-            )
-        return arr.tolist()
+        return check_token_ids(arr, self.vocab_size, "ids", ndim=1).tolist()
 
 
 class TokenListTokenizer(Tokenizer):

@@ -1,0 +1,37 @@
+"""Argument checks shared by the Python API: integers that are really integers, token ids in range.
+
+Each raises `InputError` with a message naming the argument, so a caller sees which value is wrong.
+"""
+
+from numbers import Integral
+
+import numpy as np
+
+from .errors import InputError
+
+
+def is_int(x) -> bool:
+    """True for Python and NumPy integers, False for bools (which Python counts as integers)."""
+    return isinstance(x, Integral) and not isinstance(x, bool)
+
+
+def check_token_ids(ids, vocab_size: int, what: str, ndim: int) -> np.ndarray:
+    """`ids` as an integer array of `ndim` dimensions, none of them empty, every id below
+    `vocab_size`; else an InputError that names `what` and the first bad position."""
+    ids = np.asarray(ids)
+    if ids.ndim != ndim:
+        shape = "flat sequence" if ndim == 1 else f"{ndim}-D array"
+        raise InputError(f"{what} must be a {shape} of token ids, got shape {ids.shape}")
+    if ids.size == 0:
+        raise InputError(f"{what} is empty: give at least one token id")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise InputError(f"{what} must hold integer token ids, got dtype {ids.dtype}")
+    bad = (ids < 0) | (ids >= vocab_size)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        index = ", ".join(map(str, where))
+        raise InputError(
+            f"{what}[{index}] = {ids[where]} is not a token id "
+            f"(out of range for vocab_size {vocab_size})"
+        )
+    return ids
