@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scratchlm.data import load_examples
+from scratchlm.examples import load_examples
 from scratchlm.tokenizers import WordTokenizer
 from scratchlm.tokenizers.base import UNK_ID
 
