@@ -1,13 +1,16 @@
 """Tokenizers: round trips (property-based), the seed's word rules, BPE training, JSON forms."""
 
+import hashlib
+import json
 import os
+import random
 import time
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from scratchlm.errors import InputError, ScratchLMError, TokenizerError
@@ -18,7 +21,14 @@ from scratchlm.tokenizers import (
     build_tokenizer,
     tokenizer_from_json,
 )
-from scratchlm.tokenizers.bpe import BASE_VOCAB, pretokenize
+from scratchlm.tokenizers.bpe import (
+    _PRETOKEN_RE,
+    BASE_VOCAB,
+    MAX_PIECE,
+    _count_pretokens,
+    pretokenize,
+    split_long,
+)
 from scratchlm.tokenizers.word import split_words
 
 SMALL_TEXT = (
@@ -240,6 +250,85 @@ def test_bpe_incremental_training_matches_naive_recount():
     assert len(tok.encode(text)) < len(text.encode()) / 2
 
 
+@settings(max_examples=60, deadline=None)
+@given(s=st.text(alphabet="aab ", max_size=200))
+@example(s="a" * 150 + " " + "ab" * 80 + " aaab" * 20 + " baaa" * 5)
+def test_bpe_incremental_training_matches_naive_on_repeats(s):
+    # Runs like `aaaa` and `abab` are where merged neighbours overlap; long ones are also cut.
+    tok = BPETokenizer.build([s], vocab_size=BASE_VOCAB + 20)
+    assert tok.merges == naive_bpe(s, 20)
+
+
+def sha(obj) -> str:
+    return hashlib.sha256(json.dumps(obj).encode()).hexdigest()[:16]
+
+
+def test_bpe_ordinary_text_gives_the_same_merges_and_ids_as_before_pieces_were_bounded():
+    # Expected values were computed by the code before long pre-tokens were cut.
+    assert all(len(p) <= MAX_PIECE for p in _PRETOKEN_RE.findall(SMALL_TEXT))
+    assert pretokenize(SMALL_TEXT) == _PRETOKEN_RE.findall(SMALL_TEXT)  # nothing to cut
+    tok = BPETokenizer.build([SMALL_TEXT], vocab_size=400)
+    assert len(tok.merges) == 93 and sha(tok.merges) == "89036dce2a855d6b"
+    assert tok.encode("The quick brown fox, 3.14 rivers!\n  naïve 東京 </s>") == [
+        289, 333, 346, 327, 47, 274, 49, 287, 349, 36, 13, 35, 35, 113,
+        100, 198, 178, 261, 35, 233, 160, 180, 231, 189, 175, 35, 2,
+    ]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(s=st.text(max_size=500))
+def test_split_long_cuts_into_bounded_valid_chunks(s):
+    chunks = split_long(s)
+    assert "".join(chunks) == s
+    assert all(0 < len(c) <= MAX_PIECE for c in chunks)
+    assert all(len(c) == MAX_PIECE for c in chunks[:-1])
+    for c in chunks:
+        c.encode("utf-8")  # each chunk is valid text on its own
+
+
+@pytest.mark.parametrize("ch", ["x", "é", "東", "😀", " ", "\n", "\t", "9", "!", "_"])
+def test_long_runs_of_any_class_are_cut(ch):
+    text = "ab " + ch * 1000 + " cd"
+    pieces = pretokenize(text)
+    assert "".join(pieces) == text
+    assert all(len(p) <= MAX_PIECE for p in pieces)
+    assert len(pieces) <= 4 + 1000 // MAX_PIECE
+
+
+def random_text(n: int, alphabet: str, seed: int = 0) -> str:
+    return "".join(random.Random(seed).choices(alphabet, k=n))
+
+
+def test_bpe_round_trips_a_100k_letter_word():
+    text = random_text(100_000, "abcdefghijklmnopqrstuvwxyz")
+    counts = _count_pretokens([text])
+    # Bounded work: ~1,600 pieces of at most MAX_PIECE letters instead of one 100k-letter word.
+    assert sum(counts.values()) == -(-100_000 // MAX_PIECE)
+    assert max(map(len, counts)) == MAX_PIECE
+    tok = BPETokenizer.build([text], vocab_size=1024)
+    ids = tok.encode(text)
+    assert tok.decode(ids) == text
+    assert len(ids) < 0.6 * len(text)  # random letters: merges help, not greatly
+    assert max(len(tok.decode([i])) for i in range(BASE_VOCAB, tok.vocab_size)) <= MAX_PIECE
+
+
+def test_bpe_round_trips_a_long_mixed_unicode_line_without_spaces():
+    # Runs longer than MAX_PIECE of letters, digits, punctuation and tabs, with multi-byte
+    # characters (2, 3 and 4 UTF-8 bytes) and combining accents, never a space.
+    rng = random.Random(1)
+    classes = ["abcé", "東京日本", "😀🎉", "0123456789", "!?.,-_", "\t", "e\u0301"]
+    text = "".join(rng.choice(classes)[0] * rng.randint(1, 300) for _ in range(300))
+    text += random_text(20_000, "".join(classes), seed=2)
+    pieces = pretokenize(text)
+    assert "".join(pieces) == text and max(map(len, pieces)) <= MAX_PIECE
+    tok = BPETokenizer.build([text], vocab_size=800)
+    ids = tok.encode(text)
+    assert tok.decode(ids) == text
+    assert all(0 <= i < tok.vocab_size for i in ids)
+    with_eos = text[:5000] + " </s> " + text[-5000:]
+    assert tok.decode(tok.encode(with_eos), skip_special=False) == with_eos
+
+
 def test_bpe_stops_when_no_pair_repeats():
     tok = BPETokenizer.build(["ab ab"], vocab_size=1000)
     assert tok.vocab_size < 1000
@@ -265,6 +354,7 @@ def test_bpe_shakespeare_quick():
     tok = BPETokenizer.build([text], vocab_size=512)
     assert time.perf_counter() - start < 10
     assert tok.vocab_size == 512
+    assert sha(tok.merges) == "4af73bb7fdff7b18"  # as before long pre-tokens were cut
     piece = text[:20_000]
     ids = tok.encode(piece)
     assert tok.decode(ids) == piece
@@ -295,12 +385,19 @@ def test_bpe_shakespeare_quick():
         },
         {"type": "bpe", "pattern": BPETokenizer([]).to_json()["pattern"], "merges": [[0, 4]]},
         {"type": "bpe", "pattern": BPETokenizer([]).to_json()["pattern"], "merges": "x"},
+        {**BPETokenizer([]).to_json(), "max_piece": 128},
     ],
 )
 def test_malformed_tokenizer_json_raises(d):
     with pytest.raises(TokenizerError) as info:
         tokenizer_from_json(d)
     assert isinstance(info.value, ScratchLMError)
+
+
+def test_bpe_json_without_max_piece_still_loads():
+    # Files written before pieces were bounded: same merges, encoded with today's bound.
+    d = {k: v for k, v in BPETokenizer([[3, 4]]).to_json().items() if k != "max_piece"}
+    assert tokenizer_from_json(d).merges == [(3, 4)]
 
 
 def test_build_tokenizer_rejects_unknown_kind_and_bad_sizes():
