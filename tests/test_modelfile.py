@@ -105,6 +105,20 @@ def test_round_trip_gives_identical_params(tmp_path, ext):
     np.testing.assert_array_equal(loaded.logits(ids), model.logits(ids))
 
 
+@pytest.mark.parametrize("ext", FORMATS)
+def test_model_save_round_trips(tmp_path, ext):
+    """`Model.save`, the method of the Python API, writes what `load_model` reads back exactly."""
+    model = make_model()
+    path = tmp_path / f"m{ext}"
+    digest = model.save(path, description="saved by the method")
+    loaded = load_model(path)
+    assert read_model_file(path).sha256 == digest
+    assert read_model_file(path).metadata["description"] == "saved by the method"
+    assert loaded.config == model.config
+    for name, p in model.params.items():
+        np.testing.assert_array_equal(loaded.params[name], p)
+
+
 def test_both_formats_have_the_same_digest(tmp_path):
     model = make_model()
     a = save_model(tmp_path / "m.safetensors", model)

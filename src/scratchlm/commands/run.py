@@ -1,5 +1,6 @@
 """`scratchlm run`: the seed's whole job on the bundled corpus (what `make demo` runs)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -12,13 +13,21 @@ def register(sub):
     )
     p.add_argument("--output", type=Path, default=Path("out/model.safetensors"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="pre-training epochs (default: the demo's)")
+    p.add_argument(
+        "--chat-epochs", type=int, help="instruction-tuning epochs (default: the demo's)"
+    )
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
     from ..train import demo_options, train_examples
 
-    model = train_examples(demo_options(args.output, args.seed))
+    opts = demo_options(args.output, args.seed)
+    for phase, epochs in zip(opts.phases, (args.epochs, args.chat_epochs), strict=True):
+        if epochs is not None:
+            phase.train = replace(phase.train, epochs=epochs)
+    model = train_examples(opts)
     if args.interactive:
         from ..chat import chat_loop
 
