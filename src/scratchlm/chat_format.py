@@ -9,7 +9,9 @@ right after the last "Assistant:", for the model to write the answer. Used by th
 roles, other templates.
 """
 
-USER, ASSISTANT, EOS = "User:", "Assistant:", "</s>"
+from .tokenizers.base import EOS
+
+USER, ASSISTANT = "User:", "Assistant:"
 ROLES = {"user": USER, "assistant": ASSISTANT}  # message role -> its marker in the text
 
 

@@ -1,9 +1,9 @@
-"""Argument checks shared by the Python API: integers that are really integers, token ids in range.
+"""Argument checks shared by the Python API: numbers that are really numbers, token ids in range.
 
 Each raises `InputError` with a message naming the argument, so a caller sees which value is wrong.
 """
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 
@@ -13,6 +13,11 @@ from .errors import InputError
 def is_int(x) -> bool:
     """True for Python and NumPy integers, False for bools (which Python counts as integers)."""
     return isinstance(x, Integral) and not isinstance(x, bool)
+
+
+def is_number(x) -> bool:
+    """True for integers and floats (Python or NumPy), False for bools."""
+    return isinstance(x, Real) and not isinstance(x, bool)
 
 
 def check_token_ids(ids, vocab_size: int, what: str, ndim: int) -> np.ndarray:

@@ -6,6 +6,7 @@ JSON object stored in model files. Validation happens once, here, so layers can 
 
 from dataclasses import asdict, dataclass, fields
 
+from .checks import is_int, is_number
 from .errors import ConfigError
 
 
@@ -33,7 +34,7 @@ class ModelConfig:
         positive = ("vocab_size", "d_model", "n_heads", "d_ff", "depth", "max_seq_len")
         for name in positive + ("cope_max_pos", "max_depth"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ConfigError(
                     f"config field {name!r} must be a positive integer, got {value!r}"
                 )
@@ -49,7 +50,7 @@ class ModelConfig:
             raise ConfigError(f"halt_eps must be in [0, 1), got {self.halt_eps}")
         for name in ("dyt_alpha_init", "residual_scale_init", "ponder_weight", "halt_eps"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if not is_number(value):
                 raise ConfigError(f"config field {name!r} must be a number, got {value!r}")
         for name in ("learned_pos", "adaptive_depth"):
             if not isinstance(getattr(self, name), bool):

@@ -29,6 +29,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
+from .checks import is_int
 from .config import ModelConfig
 from .errors import (
     ConfigError,
@@ -386,7 +387,7 @@ def _check_marker_and_version(path: Path, doc: dict) -> int:
     version = doc.get("format_version")
     if isinstance(version, str) and version.isdecimal():  # safetensors headers hold text
         version = int(version)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    if not is_int(version) or version < 1:
         raise ModelFileFormatError(f"{path}: invalid format_version {version!r}")
     if version > FORMAT_VERSION:
         raise ModelFileVersionError(
@@ -420,9 +421,7 @@ def _tensors_from_json(path: Path, entries) -> dict[str, np.ndarray]:
 def _tensor_from_json(path: Path, name: str, entry) -> np.ndarray:
     shape = entry.get("shape") if isinstance(entry, dict) else None
     data = entry.get("data") if isinstance(entry, dict) else None
-    sizes_ok = isinstance(shape, list) and all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
-    )
+    sizes_ok = isinstance(shape, list) and all(is_int(n) and n >= 0 for n in shape)
     if not sizes_ok or not isinstance(data, list):
         raise ModelFileFormatError(
             f"{path}: tensor {name!r} needs a 'shape' list of sizes and a 'data' list of numbers"

@@ -16,11 +16,10 @@ Not handled here: repetition penalties, stop strings, constrained decoding.
 """
 
 from dataclasses import dataclass
-from numbers import Real
 
 import numpy as np
 
-from .checks import is_int
+from .checks import is_int, is_number
 from .errors import InputError
 from .layers.activations import log_softmax
 
@@ -38,7 +37,7 @@ class Sampling:
         if not is_int(self.max_new_tokens) or self.max_new_tokens < 0:
             raise InputError(f"max_new_tokens must be an integer >= 0, got {self.max_new_tokens!r}")
         t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, Real):
+        if not is_number(t):
             raise InputError(f"temperature must be a number, got {t!r}")
         if not 0 <= t < float("inf"):
             raise InputError(f"temperature must be >= 0 (0 means greedy), got {t}")
@@ -47,7 +46,7 @@ class Sampling:
                 f"top_k must be an integer >= 1 (or None for no limit), got {self.top_k!r}"
             )
         p = self.top_p
-        if p is not None and (isinstance(p, bool) or not isinstance(p, Real) or not 0 < p <= 1):
+        if p is not None and (not is_number(p) or not 0 < p <= 1):
             raise InputError(f"top_p must be a number in (0, 1] (or None), got {p!r}")
         if not is_int(self.beam) or self.beam < 1:
             raise InputError(f"beam must be an integer >= 1, got {self.beam!r}")

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..checks import check_token_ids
+from ..checks import check_token_ids, is_int
 from ..errors import InputError, TokenizerError
 
 PAD, UNK, EOS = "<pad>", "<unk>", "</s>"
@@ -97,7 +97,7 @@ class TokenListTokenizer(Tokenizer):
 
 def check_vocab_limit(vocab_size: int, minimum: int, kind: str) -> None:
     """Reject a requested vocabulary size outside [minimum, MAX_VOCAB]."""
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+    if not is_int(vocab_size):
         raise TokenizerError(f"{kind} vocab_size must be an integer, got {vocab_size!r}")
     if not minimum <= vocab_size <= MAX_VOCAB:
         raise TokenizerError(
