@@ -123,7 +123,7 @@ class Engine:
     def _loop(self) -> None:
         while (arrived := self._arrivals()) is not None:
             try:
-                self._step(arrived)
+                self.step(arrived)
             except Exception:  # a bug must not kill the worker: end the batch's jobs, go on
                 logger.exception("a decoding step failed; its requests end with an error")
                 for job in self.rows + arrived:
@@ -140,7 +140,9 @@ class Engine:
             except queue.Empty:
                 return None if None in jobs else jobs
 
-    def _step(self, arrived: list[Job]) -> None:
+    def step(self, arrived: list[Job]) -> None:
+        """One turn of the worker: the arrived jobs join, every row gets its next token (tests
+        drive the engine through this, without the thread)."""
         keep = [not job.cancelled for job in self.rows]  # read once: other threads may cancel
         for job, kept in zip(self.rows, keep, strict=True):
             if not kept:
