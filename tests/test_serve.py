@@ -158,7 +158,7 @@ def test_chat_equals_scratchlm_generate(client, model_path, setting):
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == expected
-    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 3  # it streams
+    assert chunks[0].choices[0].delta.role == "assistant"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 

@@ -211,14 +211,18 @@ class Answer:
 
 
 async def job_events(request: Request, job: Job, events: asyncio.Queue):
-    """A batch job's (token, reason) events as the engine sends them, the last with its reason.
-    The job is cancelled when the iteration stops early or the client goes away."""
+    """A batch job's (token, reason) events, in lists of all those that have arrived: one when
+    the server keeps up, several when it lags behind (then they go out as one chunk, which costs
+    less than one each). The last event has the reason. The job is cancelled when the iteration
+    stops early or the client goes away."""
     watcher = asyncio.create_task(_cancel_on_disconnect(request, job))
     try:
         while True:
-            token, reason = await events.get()
-            yield token, reason
-            if reason is not None:
+            arrived = [await events.get()]
+            while not events.empty():
+                arrived.append(events.get_nowait())
+            yield arrived
+            if arrived[-1][1] is not None:
                 return
     finally:
         job.cancel()
@@ -233,18 +237,22 @@ async def _cancel_on_disconnect(request: Request, job: Job) -> None:
 
 
 async def beam_events(search: Future, max_new_tokens: int):
-    """The events of a beam search running aside: all its tokens once it has finished."""
+    """The events of a beam search running aside: all of them at once, when it has finished."""
     tokens = await asyncio.wrap_future(search)
-    for token in tokens:
-        yield token, None
-    yield None, "length" if len(tokens) == max_new_tokens else "stop"
+    reason = "length" if len(tokens) == max_new_tokens else "stop"
+    yield [(token, None) for token in tokens] + [(None, reason)]
 
 
 async def text_pieces(events, answer: "Answer"):
-    """The answer's new text after each event, until its end or a stop string."""
+    """The answer's new text after each list of events, until its end or a stop string."""
     async with aclosing(events):
-        async for token, reason in events:
-            if piece := answer.add(token, reason):
+        async for arrived in events:
+            piece = ""
+            for token, reason in arrived:
+                piece += answer.add(token, reason)
+                if answer.finish_reason is not None:
+                    break
+            if piece:
                 yield piece
             if answer.finish_reason is not None:
                 return
