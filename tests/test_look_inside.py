@@ -4,8 +4,8 @@ its depths agree with what adaptive depth must give."""
 
 import numpy as np
 import pytest
+from models import loud_model
 
-from scratchlm import Model, ModelConfig
 from scratchlm.block import recursive_forward
 from scratchlm.errors import InputError
 from scratchlm.look_inside import look_inside
@@ -15,7 +15,9 @@ V = 19
 
 
 def make_model(adaptive=False):
-    cfg = ModelConfig(
+    return loud_model(
+        2,
+        ("cope", "pos_emb", "halt.w"),
         vocab_size=V,
         d_model=12,
         n_heads=3,
@@ -26,12 +28,6 @@ def make_model(adaptive=False):
         adaptive_depth=adaptive,
         max_depth=4,
     )
-    model = Model(cfg, seed=2, dtype="float64")
-    rng = np.random.default_rng(2)
-    for name, p in model.params.items():
-        if name.endswith(("cope", "pos_emb", "halt.w")):
-            p[...] = rng.standard_normal(p.shape)
-    return model
 
 
 def attention_by_loops(model, ids, step, head):

@@ -4,10 +4,9 @@ requests that join a running batch, leave it, are cancelled or fail get exactly 
 
 import threading
 
-import numpy as np
 import pytest
+from models import loud_model
 
-from scratchlm import Model, ModelConfig
 from scratchlm.errors import ServerBusyError
 from scratchlm.generate import generate_batch
 from scratchlm.sampling import Sampling
@@ -18,7 +17,9 @@ V, EOS = 29, 3
 
 @pytest.fixture(scope="module", params=[False, True], ids=["fixed-depth", "adaptive-depth"])
 def model(request):
-    cfg = ModelConfig(
+    return loud_model(
+        1,
+        ("cope", "head.w", "pos_emb"),  # large enough to make the answers differ
         vocab_size=V,
         d_model=16,
         n_heads=2,
@@ -29,12 +30,6 @@ def model(request):
         adaptive_depth=request.param,
         max_depth=3,
     )
-    model = Model(cfg, seed=1, dtype="float64")
-    rng = np.random.default_rng(1)
-    for name, p in model.params.items():  # large enough to make the answers differ
-        if name.endswith(("cope", "head.w", "pos_emb")):
-            p[...] = rng.standard_normal(p.shape)
-    return model
 
 
 class Recorder:
