@@ -55,6 +55,7 @@ class Server:
     """`scratchlm serve MODEL --port 0 ...` in a child process; `url` ends with a slash."""
 
     def __init__(self, model_path, *args, env=None):
+        self.model_path = model_path
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by stop)
         cmd = [sys.executable, "-m", "scratchlm", "serve", str(model_path), "--port", "0", *args]
         self.proc = subprocess.Popen(
@@ -421,3 +422,19 @@ def test_chat_page_streams_an_answer_and_looks_inside(server, model_path):
         assert not browser.find_elements(By.CSS_SELECTOR, "#messages .msg")
     finally:
         browser.quit()
+
+
+# ------------------------------------------------------------------------------ the command
+
+
+def test_serve_mistakes_exit_2_with_one_error_line(server, tmp_path, capsys):
+    port = server.url.rsplit(":", 1)[1].strip("/")
+    mistakes = [
+        ["serve", str(tmp_path / "nope.safetensors")],
+        ["serve", str(server.model_path), "--port", port],  # taken by the running server
+        ["serve", str(server.model_path), "--host", "no such host.invalid"],
+    ]
+    for argv in mistakes:
+        assert cli(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), err

@@ -41,16 +41,17 @@ def main(args) -> int:
         raise InputError(
             f"serving needs FastAPI and uvicorn ({e}): pip install 'scratchlm[serve]'"
         ) from None
-    if not {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"} & set(os.environ):
-        threadpool_limits(1, user_api="blas")
     model = load_model(args.model)
-    app = create_app(model, name=args.model.stem, api_key=args.api_key)
     try:
         sock = listen(args.host, args.port)
     except OSError as e:
         raise InputError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    if not {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"} & set(os.environ):
+        threadpool_limits(1, user_api="blas")
+    app = create_app(model, name=args.model.stem, api_key=args.api_key)
     host, port = sock.getsockname()[:2]
-    print(f"serving {args.model} as {args.model.stem!r} at http://{host}:{port}/", flush=True)
+    address = f"[{host}]" if ":" in host else host  # an IPv6 address goes in brackets in a URL
+    print(f"serving {args.model} as {args.model.stem!r} at http://{address}:{port}/", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
 
@@ -63,7 +64,11 @@ def listen(host: str, port: int) -> socket.socket:
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
     )[0]
     sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(address)
-    sock.listen(128)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
     return sock
