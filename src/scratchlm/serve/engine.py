@@ -104,7 +104,9 @@ class Engine:
         return self.run_aside(beam_search, *args)
 
     def stats(self) -> dict:
-        return {"running": len(self.rows), "held": self._held, "finished": dict(self.finished)}
+        with self._lock:  # `finished` may be growing a new key on the worker thread
+            finished = dict(self.finished)
+        return {"running": len(self.rows), "held": self._held, "finished": finished}
 
     def _reserve(self) -> None:
         with self._lock:
@@ -114,9 +116,12 @@ class Engine:
                 )
             self._held += 1
 
-    def _release(self) -> None:
+    def _release(self, reason: str | None = None) -> None:
+        """One job fewer held; a batch job's end is counted under its reason."""
         with self._lock:
             self._held -= 1
+            if reason is not None:
+                self.finished[reason] += 1
 
     # ------------------------------------------------------------------------- the worker thread
 
@@ -202,6 +207,5 @@ class Engine:
         if job.finish_reason is not None:
             return
         job.finish_reason = reason
-        self.finished[reason] += 1
-        self._release()
+        self._release(reason)
         job.emit(None, reason)
