@@ -6,6 +6,7 @@ or `generate_batch` for the same prompt and settings."""
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -280,7 +281,7 @@ def test_errors_reach_the_openai_client(client):
 
 
 def test_api_key_guards_every_v1_route(model_path):
-    env = {**dict(__import__("os").environ), "SCRATCHLM_API_KEY": "s3cret"}
+    env = {**os.environ, "SCRATCHLM_API_KEY": "s3cret"}
     server = Server(model_path, env=env)
     try:
         for key in ("wrong", None):
