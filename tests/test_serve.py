@@ -211,6 +211,28 @@ def test_inspect_returns_depths_attention_and_positions(server):
     assert (np.triu(a, 1) == 0).all() and (p >= 0).all() and (p <= 7).all()
 
 
+@pytest.mark.parametrize(
+    "text, answer_text, finish",
+    [
+        ("xyab c", "xy", "stop"),  # cut before the stop string
+        ("xyac", "xyac", "length"),  # "a" may begin "ab": held back until "c" says no
+        ("  zz", "", "stop"),  # leading spaces dropped, then a stop string at once
+        ("x az", "x az", "length"),  # half a stop string at the very end
+    ],
+)
+def test_answer_cuts_at_stop_strings_and_never_sends_part_of_one(text, answer_text, finish):
+    from scratchlm.serve.app import Answer
+    from scratchlm.tokenizers import CharTokenizer
+
+    tok = CharTokenizer.build([text])
+    answer = Answer(tok, ["ab", "zz"], strip_start=True)
+    events = [(token, None) for token in tok.encode(text)] + [(None, "length")]
+    pieces = [answer.add(token, reason) for token, reason in events]
+    assert "".join(pieces) == answer.text == answer_text
+    assert answer.finish_reason == finish
+    assert not any("a" in p and "ab" in text for p in pieces)
+
+
 # ------------------------------------------------------------------------------ errors
 
 GOOD = {"model": "tiny", "messages": [{"role": "user", "content": "Why?"}]}
@@ -413,8 +435,10 @@ def test_chat_page_streams_an_answer_and_looks_inside(server, model_path):
         assert answer == expected
         assert inside.is_displayed()
         depths = browser.find_elements(By.CSS_SELECTOR, "#depths span")
-        assert [s.text for s in depths][-2:] == expected.split()[-1:] + ["."] or depths
         assert len(depths) == int(inside.get_attribute("data-tokens"))
+        answer_tokens = [s.text for s in depths if s.get_attribute("class") != "prompt"]
+        tok = load_model(model_path).tokenizer
+        assert answer_tokens == [tok.decode([i]) for i in tok.encode(expected)]
         heads = browser.find_elements(By.CSS_SELECTOR, "#head option")
         assert len(heads) == 2
         canvas = browser.find_element(By.ID, "attention")

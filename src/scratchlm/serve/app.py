@@ -185,6 +185,8 @@ class Answer:
 
     def add(self, token: int | None, reason: str | None) -> str:
         """One event of the job (a token, or the end and its reason) -> the text now final."""
+        if self.finish_reason is not None:  # cut by a stop string: the rest is not wanted
+            return ""
         if token is None:
             self.text += self.stream.flush()
             self.finish_reason = reason
