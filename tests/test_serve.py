@@ -306,8 +306,8 @@ def test_api_key_guards_every_v1_route(model_path):
     env = {**os.environ, "SCRATCHLM_API_KEY": "s3cret"}
     server = Server(model_path, env=env)
     try:
-        for key in ("wrong", None):
-            headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+        # a wrong key, none, and one that is not ASCII (bytes: httpx would refuse the str)
+        for headers in ({"Authorization": "Bearer wrong"}, {}, {"Authorization": b"Bearer \xe9"}):
             assert httpx.get(server.url + "v1/models", headers=headers).status_code == 401
             r = post(server.url + "v1/chat/completions", GOOD, headers=headers)
             assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"

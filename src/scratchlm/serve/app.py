@@ -370,8 +370,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def create_app(model, name: str, api_key: str | None = None) -> FastAPI:
     """The FastAPI app serving `model` under the id `name`; with `api_key`, every /v1 route needs
-    the header `Authorization: Bearer <api_key>`. Its engine (app.state.engine) starts and stops
-    with the app."""
+    the header `Authorization: Bearer <api_key>`. Its engine starts and stops with the app."""
     if model.tokenizer is None:
         raise InputError("this model has no tokenizer, so it cannot read or write text")
     tok, window = model.tokenizer, model.config.max_seq_len
@@ -389,7 +388,9 @@ def create_app(model, name: str, api_key: str | None = None) -> FastAPI:
         if api_key is None:
             return
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(key.strip(), api_key):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            key.strip().encode(), api_key.encode()
+        ):
             raise RequestError(
                 "missing or wrong API key: send the header `Authorization: Bearer <key>`",
                 401,
@@ -397,7 +398,6 @@ def create_app(model, name: str, api_key: str | None = None) -> FastAPI:
             )
 
     app = FastAPI(title="scratchlm", lifespan=lifespan)
-    app.state.engine = engine
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_key)])
 
     def check_model(requested: str) -> None:
