@@ -12,15 +12,17 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,plot]'
+	$(BIN)/python -m pip install -q -e '.[test,plot,serve]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/scratchlm run
 
+# 2 workers x 1 BLAS thread: no oversubscription. loadgroup keeps the tests of test_serve.py on one
+# worker (one trained model, one server); xdist ignores --dist when it comes from addopts.
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2  # 2 workers x 1 BLAS thread: no oversubscription
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

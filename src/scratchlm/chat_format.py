@@ -23,7 +23,12 @@ def render(messages: list[tuple[str, str]]) -> str:
 def prompt(turns: list[tuple[str, str]], question: str) -> str:
     """Earlier (question, answer) turns and a new question -> the text the model continues."""
     past = [(role, text) for q, a in turns for role, text in (("user", q), ("assistant", a))]
-    return render([*past, ("user", question)]) + f" {ASSISTANT}"
+    return reply_prompt([*past, ("user", question)])
+
+
+def reply_prompt(messages: list[tuple[str, str]]) -> str:
+    """(role, content) pairs ending with the user's -> the text the model continues with a reply."""
+    return render(messages) + f" {ASSISTANT}"
 
 
 def split_answer(example: str) -> tuple[str, str]:

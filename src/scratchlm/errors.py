@@ -34,6 +34,19 @@ class TrainingDivergedError(ScratchLMError):
     """Training stopped because the loss or the gradients blew up."""
 
 
+class RequestError(ScratchLMError, ValueError):
+    """A request the server refuses (serve/app.py): `status` is its HTTP status, `param` the
+    request field at fault (or None) and `code` a short machine-readable reason (or None)."""
+
+    def __init__(self, message: str, status: int = 400, param=None, code=None):
+        super().__init__(message)
+        self.status, self.param, self.code = status, param, code
+
+
+class ServerBusyError(ScratchLMError):
+    """The server already holds as many requests as it may take; the client should retry later."""
+
+
 # One subclass per model-file check, so tests and callers can tell which check failed; the message
 # always names the file and the check as well.
 
