@@ -287,18 +287,19 @@ def _repl(model, session: ChatSession, name: str, ctrl_c: _CtrlC) -> int:
 
 
 def _answer(session: ChatSession, question: str, ctrl_c: _CtrlC) -> None:
-    try:
-        pieces = session.reply(question)
-    except InputError as e:  # the session goes on
-        print(f"error: {e}")
-        return
-    sys.stdout.write(f"{chat_format.ASSISTANT} ")
+    pieces = None
     try:
         with ctrl_c.interruptible():
+            pieces = session.reply(question)
+            sys.stdout.write(f"{chat_format.ASSISTANT} ")
             for piece in pieces:
                 sys.stdout.write(piece)
                 sys.stdout.flush()
+    except InputError as e:  # the session goes on
+        print(f"error: {e}")
+        return
     except KeyboardInterrupt:
-        pieces.close()  # the part answered so far joins the conversation
+        if pieces is not None:
+            pieces.close()  # the part answered so far joins the conversation
         sys.stdout.write(" [stopped]")
     sys.stdout.write("\n")

@@ -51,7 +51,7 @@ def read_corpus(path, chunk_bytes: int = CORPUS_CHUNK_BYTES, digest=None) -> Ite
     """
     path = Path(path)
     check_file(path)
-    with os_errors(path, DataError, "read"), path.open("rb") as f:
+    with os_errors(path, DataError, "read the file"), path.open("rb") as f:
         yield from _chunks(path, f, chunk_bytes, digest)
 
 
@@ -189,7 +189,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
 def _file_sha256(path: Path) -> str:
     """sha256 of a file's bytes, read in chunks: far cheaper than tokenizing them."""
     h = hashlib.sha256()
-    with os_errors(path, DataError, "read"), path.open("rb") as f:
+    with os_errors(path, DataError, "read the file"), path.open("rb") as f:
         while block := f.read(CORPUS_CHUNK_BYTES):
             h.update(block)
     return h.hexdigest()
@@ -209,7 +209,7 @@ def _write_tokens(corpus: Path, tokenizer: Tokenizer, target: Path, identity: di
             f"{target}: is in the way of the token file (not a regular file); remove it and run "
             "again"
         )
-    with os_errors(target.parent, WriteError, "create the folder of"):
+    with os_errors(target.parent, WriteError, "create the folder"):
         target.parent.mkdir(parents=True, exist_ok=True)
     dtype = token_dtype(tokenizer.vocab_size)
     read, tokens, n_tokens = hashlib.sha256(), hashlib.sha256(), 0
@@ -244,7 +244,7 @@ def _verified_tokens(path: Path, dtype: np.dtype, vocab_size: int, expect: dict)
         size = check_file(path).st_size
     except DataError as e:  # missing, empty, or not a regular file
         raise TokenFileError(path, str(e).removeprefix(f"{path}: ")) from None
-    with os_errors(path, DataError, "read"), path.open("rb") as f:
+    with os_errors(path, DataError, "read the file"), path.open("rb") as f:
         header = _parse_header(path, f.read(HEADER_BYTES))
     if header["dtype"] != dtype.str:
         raise TokenFileError(
@@ -261,7 +261,7 @@ def _verified_tokens(path: Path, dtype: np.dtype, vocab_size: int, expect: dict)
     for key, value in expect.items():
         if header.get(key) != value:
             raise TokenFileError(path, "it was made from another corpus or another tokenizer")
-    with os_errors(path, DataError, "read"):
+    with os_errors(path, DataError, "read the file"):
         tokens = np.memmap(path, dtype=dtype, mode="r", offset=HEADER_BYTES, shape=(n,))
     if hashlib.sha256(tokens).hexdigest() != header["tokens_sha256"]:
         raise TokenFileError(path, "the tokens do not match their checksum: the file is damaged")

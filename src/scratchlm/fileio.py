@@ -45,11 +45,11 @@ def atomic_write(path, error: type[ScratchLMError] = ScratchLMError) -> Iterator
     """`with atomic_write(path) as f: f.write(...)` replaces `path` only if the block completes.
     OS errors become `error` naming the file."""
     path = Path(path)
-    with os_errors(path, error, "write"):
+    with os_errors(path, error, "write the file"):
         _remove_leftovers(path)
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
-        with os_errors(path, error, "write"):
+        with os_errors(path, error, "write the file"):
             with os.fdopen(fd, "wb") as f:
                 yield f
                 f.flush()
@@ -65,22 +65,22 @@ def atomic_write(path, error: type[ScratchLMError] = ScratchLMError) -> Iterator
 
 def append_text(path, text: str, error: type[ScratchLMError] = ScratchLMError) -> None:
     """Append `text` to `path` (created if missing); OS errors become `error` naming the file."""
-    with os_errors(path, error, "write"), open(path, "a", encoding="utf-8") as f:
+    with os_errors(path, error, "write the file"), open(path, "a", encoding="utf-8") as f:
         f.write(text)
 
 
 @contextlib.contextmanager
 def os_errors(path, error: type[ScratchLMError], doing: str) -> Iterator[None]:
     """Turn an OS error in the block (no space left, no permission, not a folder, a NUL byte in
-    the path) into `error`: "<path>: cannot <doing> the file: <reason>"."""
+    the path) into `error`: "<path>: cannot <doing>: <reason>"."""
     try:
         yield
     except OSError as e:
-        raise error(f"{path}: cannot {doing} the file: {e.strerror or e}") from e
+        raise error(f"{path}: cannot {doing}: {e.strerror or e}") from e
     except ValueError as e:  # what os functions raise for a path with a NUL byte
         if "null" not in str(e):
             raise
-        raise error(f"{path!r}: cannot {doing} the file: the path contains a NUL byte") from None
+        raise error(f"{str(path)!r}: cannot {doing}: the path contains a NUL byte") from None
 
 
 def _remove_leftovers(path: Path) -> None:

@@ -327,7 +327,7 @@ def _extension(path: Path) -> str:
 
 def _read_bytes(path: Path) -> bytes:
     check_file(path, ModelFileReadError)  # a FIFO or a device would block or never end
-    with os_errors(path, ModelFileReadError, "read"):
+    with os_errors(path, ModelFileReadError, "read the file"):
         return path.read_bytes()
 
 

@@ -63,7 +63,7 @@ def read_toml(path: Path) -> tuple[dict, dict]:
     """-> ([model] table, [train] table) of a TOML config file."""
     check_file(path, ConfigError)
     try:
-        with os_errors(path, ConfigError, "read"), open(path, "rb") as f:
+        with os_errors(path, ConfigError, "read the file"), open(path, "rb") as f:
             doc = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
