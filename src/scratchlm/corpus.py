@@ -30,7 +30,14 @@ import numpy as np
 
 from .errors import DataError, InputError, TokenFileError, WriteError
 from .examples import Batch
-from .fileio import atomic_write, check_file, decode_utf8, os_errors, parse_json
+from .fileio import (
+    atomic_write,
+    check_file,
+    check_not_empty,
+    decode_utf8,
+    os_errors,
+    parse_json,
+)
 from .modelfile import canon
 from .tokenizers import Tokenizer
 
@@ -50,7 +57,7 @@ def read_corpus(path, chunk_bytes: int = CORPUS_CHUNK_BYTES, digest=None) -> Ite
     the result must treat it as void then. `digest` (a hashlib object) is fed every byte read.
     """
     path = Path(path)
-    check_file(path)
+    check_not_empty(path, check_file(path))
     with os_errors(path, DataError, "read the file"), path.open("rb") as f:
         yield from _chunks(path, f, chunk_bytes, digest)
 
@@ -242,7 +249,7 @@ def _verified_tokens(path: Path, dtype: np.dtype, vocab_size: int, expect: dict)
     `TokenFileError` saying which check failed."""
     try:
         size = check_file(path).st_size
-    except DataError as e:  # missing, empty, or not a regular file
+    except DataError as e:  # missing, or not a regular file
         raise TokenFileError(path, str(e).removeprefix(f"{path}: ")) from None
     with os_errors(path, DataError, "read the file"), path.open("rb") as f:
         header = _parse_header(path, f.read(HEADER_BYTES))

@@ -51,7 +51,7 @@ class TrainingDivergedError(ScratchLMError):
 
 
 class ModelFileReadError(ModelFileError):
-    """The file is missing or cannot be read (a folder, a FIFO or device, empty, no permission,
+    """The file is missing or cannot be read (a folder, a FIFO or a device, no permission,
     an I/O error)."""
 
 

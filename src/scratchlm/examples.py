@@ -24,7 +24,7 @@ import numpy as np
 from . import chat_format
 from .checks import is_int
 from .errors import DataError, InputError
-from .fileio import check_file, decode_utf8, parse_json
+from .fileio import check_file, check_not_empty, decode_utf8, parse_json
 from .tokenizers import Tokenizer
 
 logger = logging.getLogger("scratchlm")
@@ -38,7 +38,9 @@ SORT_WINDOW = 50  # batches' worth of examples sorted by length together (less p
 
 
 def _read_whole(path: Path) -> str:
-    size = check_file(path).st_size
+    st = check_file(path)
+    check_not_empty(path, st)
+    size = st.st_size
     if size > MAX_FILE_BYTES:
         raise DataError(
             f"{path}: the file is {size:,} bytes, over the {MAX_FILE_BYTES // 2**20} MiB limit "

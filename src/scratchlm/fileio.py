@@ -2,8 +2,8 @@
 
 Reading. `check_file(path)` is the one check of every path before it is opened (data files, token
 files, model files, config files): it exists, is a regular file (a folder, a FIFO, a device or a
-socket is refused at once instead of blocking or reading forever), the path has no NUL byte, and the
-file is not empty. `decode_utf8` turns bytes into text with an error that names the byte and line.
+socket is refused at once instead of blocking or reading forever) and the path has no NUL byte.
+`decode_utf8` turns bytes into text with an error that names the byte and line.
 `parse_json` parses every JSON text a user can hand us (example sets, model files, token-file
 headers): what Python's parser raises on hostile input (nesting about 1,000 levels deep, an integer
 of over 4,300 digits) becomes a `json.JSONDecodeError` with the position, like any syntax error, and
@@ -78,7 +78,7 @@ def os_errors(path, error: type[ScratchLMError], doing: str) -> Iterator[None]:
     except OSError as e:
         raise error(f"{path}: cannot {doing}: {e.strerror or e}") from e
     except ValueError as e:  # what os functions raise for a path with a NUL byte
-        if "null" not in str(e):
+        if "embedded null" not in str(e):
             raise
         raise error(f"{str(path)!r}: cannot {doing}: the path contains a NUL byte") from None
 
@@ -123,7 +123,7 @@ _FILE_TYPES = {  # what a path that is not a regular file is, in words
 
 
 def check_file(path, error: type[ScratchLMError] = DataError) -> os.stat_result:
-    """The stat of `path`, a non-empty regular file; else `error` saying what is wrong.
+    """The stat of `path`, a regular file; else `error` saying what is wrong.
 
     Called before every open: reading a FIFO or a device would block or never end, and only the
     file type tells them apart from a file before the first read.
@@ -140,9 +140,13 @@ def check_file(path, error: type[ScratchLMError] = DataError) -> os.stat_result:
     if not stat.S_ISREG(st.st_mode):
         kind = _FILE_TYPES.get(stat.S_IFMT(st.st_mode), "not a regular file")
         raise error(f"{path}: is {kind}, not a file")
-    if st.st_size == 0:
-        raise error(f"{path}: the file is empty")
     return st
+
+
+def check_not_empty(path, st: os.stat_result) -> None:
+    """A data file or corpus with no bytes at all says so (rather than "no examples")."""
+    if st.st_size == 0:
+        raise DataError(f"{path}: the file is empty")
 
 
 def decode_utf8(path: Path, data: bytes, byte_offset: int = 0, line_offset: int = 0) -> str:
