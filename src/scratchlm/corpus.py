@@ -274,10 +274,11 @@ def _verified_tokens(path: Path, dtype: np.dtype, vocab_size: int, expect: dict)
         raise TokenFileError(path, "the tokens do not match their checksum: the file is damaged")
     top = int(tokens.max())
     if top >= vocab_size:
+        where = int(np.argmax(tokens >= vocab_size))
         raise TokenFileError(
             path,
-            f"the token at position {int(np.argmax(tokens >= vocab_size)):,} is id {top:,}, out of range for "
-            f"vocab_size {vocab_size:,}: the file was made with another tokenizer",
+            f"the token at position {where:,} is id {top:,}, out of range for vocab_size "
+            f"{vocab_size:,}: the file was made with another tokenizer",
         )
     return header, tokens
 

@@ -90,4 +90,5 @@ class ModelFileWriteError(ModelFileError):
 
 class WriteError(ScratchLMError):
     """An output file other than a model (a token file, the metrics, the loss plot) could not be
-    written: a full disk, no permission, a folder in the way. The previous file, if any, is intact."""
+    written: a full disk, no permission, a folder in the way. The previous file, if any, is
+    intact."""

@@ -1,6 +1,7 @@
 """Loss curves as a PNG, when the optional `matplotlib` extra is installed (`pip install
 scratchlm[plot]`); without it, nothing is drawn and the metrics file still has every number.
-The PNG is written atomically; a write that fails (a full disk) is a `WriteError` naming the file."""
+The PNG is written atomically; a write that fails (a full disk) is a `WriteError` naming the
+file."""
 
 import logging
 from pathlib import Path

@@ -2,7 +2,8 @@
 
 The prompt is continued as it is (write `User: ... Assistant:` yourself for a chat model); `-`
 reads it from standard input (UTF-8). A prompt that is not valid Unicode (undecodable bytes) is an
-error, like an empty or over-long one. `--json` prints `{"prompt", "completion", "tokens"}` on one line.
+error, like an empty or over-long one. `--json` prints `{"prompt", "completion", "tokens"}` on one
+line.
 """
 
 import json
