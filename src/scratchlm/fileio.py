@@ -187,9 +187,21 @@ def parse_json(text: str):
         raise json.JSONDecodeError(
             f"an integer of over {limit:,} digits", text, _long_number(text)
         ) from None
-    if _SURROGATE_ESCAPE.search(text):
+    if _SURROGATE_ESCAPE.search(text) and not _is_unicode(value):
         _refuse_lone_surrogates(text)
     return value
+
+
+def _is_unicode(value) -> bool:
+    """Whether every string in `value` (keys too) is valid Unicode: one pass of the C encoder,
+    fast even for files full of escaped emoji (valid surrogate pairs)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    except RecursionError:  # as deep as the parser could go: let the string scan decide
+        return False
+    return True
 
 
 def _outside_strings(text: str, pattern: re.Pattern) -> Iterator[re.Match]:
@@ -214,8 +226,8 @@ def _long_number(text: str) -> int:
 
 
 def _refuse_lone_surrogates(text: str) -> None:
-    """Only strings with a surrogate escape can hold a lone surrogate (a valid pair decodes to
-    one character); each such string is decoded alone to find the first lone one."""
+    """Find the string with the lone surrogate. Only strings with a surrogate escape can hold one
+    (a valid pair decodes to one character); each such string is decoded alone."""
     for m in _JSON_STRING.finditer(text):
         if not _SURROGATE_ESCAPE.search(m.group()):
             continue
