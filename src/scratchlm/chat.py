@@ -10,18 +10,26 @@ exactly right in one conversation, 34 of 40 asked alone). Settings change betwee
 greedy decoding is the default. Line editing and input history come from `readline` where Python
 has it.
 
+Ctrl-C abandons the line being typed or stops the answer being streamed, and nothing else: any
+burst of presses, at any moment, leaves the session running (see `_CtrlC`); only /exit and Ctrl-D
+end it. A question that is empty, too long or not valid Unicode (undecodable terminal bytes) gets
+an `error:` line and the session goes on.
+
 Not handled here: saving conversations, multi-line input, system prompts.
 """
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
 
 from . import chat_format
+from .checks import check_text
 from .errors import InputError
 from .generate import generate_stream
 from .sampling import Sampling
@@ -50,8 +58,8 @@ SAMPLING_COMMANDS = {
 
 
 def check_question(question: str) -> str:
-    """The question stripped; InputError if it is empty or over the length limit."""
-    question = question.strip()
+    """The question stripped; InputError if it is empty, over the length limit or not Unicode."""
+    question = check_text(question, "your message").strip()
     if not question:
         raise InputError("the question is empty")
     if len(question) > MAX_PROMPT_CHARS:
@@ -203,9 +211,54 @@ def _enable_line_editing() -> None:
         import readline  # noqa: F401
 
 
+class _CtrlC:
+    """Ctrl-C that interrupts only what the user waits for: reading a line, streaming an answer.
+
+    Python's own handler raises KeyboardInterrupt wherever the program is, so the second press of a
+    burst can land in the code handling the first (printing " [stopped]", closing the answer) and
+    end the session with a traceback. This handler raises only inside `interruptible()`, and
+    disarms itself before raising, so the code after an interruption runs to its end; presses
+    outside are ignored. Installed for the main thread only (Python delivers signals there).
+    """
+
+    def __init__(self):
+        self.armed = False
+
+    def _on_sigint(self, signum, frame):
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        """A KeyboardInterrupt may come out of the block (and only from inside it)."""
+        self.armed = True
+        try:
+            yield
+        finally:
+            self.armed = False
+
+
 def chat_loop(model, session: ChatSession | None = None, name: str = "model") -> int:
     """Read questions from the terminal and stream the answers, until /exit or Ctrl-D."""
     session = session or ChatSession(model)
+    ctrl_c = _CtrlC()
+    with ctrl_c.installed():
+        return _repl(model, session, name, ctrl_c)
+
+
+def _repl(model, session: ChatSession, name: str, ctrl_c: _CtrlC) -> int:
     _enable_line_editing()
     cfg, tok = model.config, model.tokenizer
     print(
@@ -216,7 +269,8 @@ def chat_loop(model, session: ChatSession | None = None, name: str = "model") ->
     )
     while True:
         try:
-            line = input(f"{chat_format.USER} ").strip()
+            with ctrl_c.interruptible():
+                line = input(f"{chat_format.USER} ").strip()
         except EOFError:
             print()
             return 0
@@ -229,20 +283,23 @@ def chat_loop(model, session: ChatSession | None = None, name: str = "model") ->
                 return 0
             print(message)
         elif line:
-            _answer(session, line)
+            _answer(session, line, ctrl_c)
 
 
-def _answer(session: ChatSession, question: str) -> None:
+def _answer(session: ChatSession, question: str, ctrl_c: _CtrlC) -> None:
+    pieces = None
     try:
-        pieces = session.reply(question)
+        with ctrl_c.interruptible():
+            pieces = session.reply(question)
+            sys.stdout.write(f"{chat_format.ASSISTANT} ")
+            for piece in pieces:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
     except InputError as e:  # the session goes on
         print(f"error: {e}")
         return
-    sys.stdout.write(f"{chat_format.ASSISTANT} ")
-    try:
-        for piece in pieces:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
     except KeyboardInterrupt:
+        if pieces is not None:
+            pieces.close()  # the part answered so far joins the conversation
         sys.stdout.write(" [stopped]")
     sys.stdout.write("\n")

@@ -1,4 +1,5 @@
-"""Argument checks shared by the Python API: numbers that are really numbers, token ids in range.
+"""Argument checks shared by the Python API: numbers that are really numbers, token ids in range,
+text that is really Unicode.
 
 Each raises `InputError` with a message naming the argument, so a caller sees which value is wrong.
 """
@@ -40,3 +41,25 @@ def check_token_ids(ids, vocab_size: int, what: str, ndim: int) -> np.ndarray:
             f"(out of range for vocab_size {vocab_size})"
         )
     return ids
+
+
+def lone_surrogate(text: str) -> int | None:
+    """Index of the first lone surrogate in `text` (a half of a UTF-16 pair, U+D800..U+DFFF, which
+    JSON escapes like "\\ud800" and undecodable command-line bytes put into a Python str), or
+    None if `text` is valid Unicode, i.e. can be written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return e.start
+    return None
+
+
+def check_text(text: str, what: str) -> str:
+    """`text` if it is valid Unicode, else an InputError naming `what` and the position."""
+    i = lone_surrogate(text)
+    if i is not None:
+        raise InputError(
+            f"{what} is not valid Unicode: a lone surrogate (\\u{ord(text[i]):04x}) at "
+            f"character {i}"
+        )
+    return text

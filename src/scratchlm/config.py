@@ -46,12 +46,12 @@ class ModelConfig:
             )
         if self.vocab_size > 50_000:
             raise ConfigError(f"vocab_size {self.vocab_size} is over the limit of 50,000")
-        if not 0.0 <= self.halt_eps < 1.0:
-            raise ConfigError(f"halt_eps must be in [0, 1), got {self.halt_eps}")
         for name in ("dyt_alpha_init", "residual_scale_init", "ponder_weight", "halt_eps"):
             value = getattr(self, name)
             if not is_number(value):
                 raise ConfigError(f"config field {name!r} must be a number, got {value!r}")
+        if not 0.0 <= self.halt_eps < 1.0:
+            raise ConfigError(f"halt_eps must be in [0, 1), got {self.halt_eps}")
         for name in ("learned_pos", "adaptive_depth"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"config field {name!r} must be true or false")

@@ -22,6 +22,18 @@ class DataError(ScratchLMError, ValueError):
     """A data file that cannot be used: missing, unreadable, malformed, empty or over a limit."""
 
 
+class TokenFileError(DataError):
+    """A token file (a corpus tokenized once, corpus.py) that fails a check: damaged, stale, or made
+    from another corpus or with another tokenizer. `problem` says what is wrong; the message adds
+    the file and the fix (`TokenCorpus.build` rebuilds such a file by itself, with a warning)."""
+
+    def __init__(self, path, problem: str):
+        self.path, self.problem = path, problem
+        super().__init__(
+            f"{path}: {problem}; delete it and run again: it is rebuilt from the corpus"
+        )
+
+
 class TokenizerError(ScratchLMError, ValueError):
     """A tokenizer that cannot be built, trained or rebuilt from its JSON description."""
 
@@ -52,7 +64,8 @@ class ServerBusyError(ScratchLMError):
 
 
 class ModelFileReadError(ModelFileError):
-    """The file is missing or cannot be read (a folder, no permission, an I/O error)."""
+    """The file is missing or cannot be read (a folder, a FIFO or a device, no permission,
+    an I/O error)."""
 
 
 class ModelFileFormatError(ModelFileError):
@@ -86,3 +99,9 @@ class ModelFileTokenizerError(ModelFileError):
 
 class ModelFileWriteError(ModelFileError):
     """A model or checkpoint file could not be written (the previous file, if any, is intact)."""
+
+
+class WriteError(ScratchLMError):
+    """An output file other than a model (a token file, the metrics, the loss plot) could not be
+    written: a full disk, no permission, a folder in the way. The previous file, if any, is
+    intact."""

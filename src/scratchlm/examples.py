@@ -6,7 +6,10 @@ with one example per line, and `.jsonl` with `{"text": ...}` or `{"messages": [.
 rendered with the chat template of chat_format.py). Every example ends in " </s>".
 
 Every problem with a file raises `DataError` naming the file, the position and the problem, and the
-whole file is checked before anything is returned, so training never starts on a half-read file.
+whole file is checked before anything is returned, so training never starts on a half-read file:
+the path is a regular file, the bytes are UTF-8, the JSON parses (however deep or long, see
+`fileio.parse_json`), every field has its type, and every text is Unicode that can be written out
+again (no lone surrogates: a model trained on one could not be saved).
 Not handled here: long corpora (corpus.py), choosing or building the tokenizer (tokenizers/).
 """
 
@@ -21,7 +24,7 @@ import numpy as np
 from . import chat_format
 from .checks import is_int
 from .errors import DataError, InputError
-from .fileio import check_file, decode_utf8
+from .fileio import check_file, check_not_empty, decode_utf8, parse_json
 from .tokenizers import Tokenizer
 
 logger = logging.getLogger("scratchlm")
@@ -35,7 +38,9 @@ SORT_WINDOW = 50  # batches' worth of examples sorted by length together (less p
 
 
 def _read_whole(path: Path) -> str:
-    size = check_file(path).st_size
+    st = check_file(path)
+    check_not_empty(path, st)
+    size = st.st_size
     if size > MAX_FILE_BYTES:
         raise DataError(
             f"{path}: the file is {size:,} bytes, over the {MAX_FILE_BYTES // 2**20} MiB limit "
@@ -106,7 +111,7 @@ Parsed = tuple[list[str], Callable[[int], str]]  # the examples, and how to name
 
 def _parse_json(path: Path, text: str) -> Parsed:
     try:
-        data = json.loads(text)
+        data = parse_json(text)
     except json.JSONDecodeError as e:
         raise DataError(
             f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
@@ -146,7 +151,7 @@ def _parse_jsonl(path: Path, text: str) -> Parsed:
     numbers, examples = [], []
     for number, line in _lines(text):
         try:
-            examples.append(_render_record(json.loads(line)))
+            examples.append(_render_record(parse_json(line)))
         except json.JSONDecodeError as e:
             raise DataError(
                 f"{path}: line {number}: invalid JSON at column {e.colno}: {e.msg}"
@@ -176,7 +181,8 @@ def _render_record(record) -> str:
             raise _BadRecord(f"message {j}: expected an object, got {_type_name(message)}")
         role, content = message.get("role"), message.get("content")
         if not isinstance(role, str) or role not in chat_format.ROLES:
-            raise _BadRecord(f"message {j}: role must be 'user' or 'assistant', got {role!r}")
+            got = repr(role) if isinstance(role, str) else _type_name(role)
+            raise _BadRecord(f"message {j}: role must be 'user' or 'assistant', got {got}")
         if not isinstance(content, str):
             raise _BadRecord(f"message {j}: 'content' must be a string, got {_type_name(content)}")
         turns.append((role, content))

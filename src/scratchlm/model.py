@@ -17,8 +17,12 @@ sampling, beam search) lives in generate.py.
 
 The parameters are a flat dict `name -> ndarray` with the names and shapes of the table in
 params.py.
-This file validates the caller's arrays; the layers below trust theirs.
+This file validates the caller's arrays; the layers below trust theirs. A config of more than
+`MAX_PARAMETERS` parameters is refused before anything is allocated (a clear error, not a
+MemoryError from NumPy).
 """
+
+import math
 
 import numpy as np
 
@@ -26,16 +30,19 @@ from .act import act_backward, act_forward, depth_stats, ponder_cost
 from .block import norm_names, recursive_backward, recursive_forward
 from .checks import check_token_ids
 from .config import ModelConfig
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .generate import check_prompt, generate_batch
 from .layers.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from .layers.dyt import dyt_backward, dyt_forward
 from .layers.embedding import embedding_backward, embedding_forward
 from .layers.linear import linear_backward, linear_forward
-from .params import fuse, init_params, unfuse
+from .params import fuse, init_params, param_shapes, unfuse
 from .sampling import Sampling
 
 DTYPES = ("float32", "float64")
+MAX_PARAMETERS = (
+    2**30
+)  # 4 GiB of float32 weights, four times that to train: far past NumPy on a CPU
 NORM_F = norm_names("norm_f")
 
 
@@ -43,6 +50,12 @@ class Model:
     def __init__(self, config: ModelConfig, tokenizer=None, seed: int = 0, dtype="float32"):
         if str(np.dtype(dtype)) not in DTYPES:
             raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        n = sum(math.prod(shape) for shape in param_shapes(config).values())
+        if n > MAX_PARAMETERS:
+            raise ConfigError(
+                f"the model config describes {n:,} parameters, over the limit of "
+                f"{MAX_PARAMETERS:,}; choose smaller sizes"
+            )
         self.config = config
         self.tokenizer = tokenizer
         self.dtype = np.dtype(dtype)

@@ -7,9 +7,11 @@ message that names the file and the check. Does not handle: other formats, tenso
 dtype but float32, lazy or partial loading, or upgrading old versions (version 1 is the only one).
 Nothing here uses pickle, so opening a model file can never run code.
 
-Load checks, in order: the file can be read; it parses; the `format` marker says scratchlm; the
-`format_version` is not newer than ours; the digests match; the config is valid; the tensor names
-and shapes are those of the config; every value is finite; the tokenizer can be rebuilt.
+Load checks, in order: the file can be read (a regular file: a FIFO or a device is refused before
+the first read, so it cannot block); it parses (however deep or long its JSON: `fileio.parse_json`);
+the `format` marker says scratchlm; the `format_version` is not newer than ours; the digests match;
+the config is valid; the tensor names and shapes are those of the config; every value is finite;
+the tokenizer can be rebuilt.
 
 Checkpoints hold the optimizer moments as extra tensors named `opt.m.<param>` and `opt.v.<param>`,
 plus the JSON entries `optimizer` (the optimizer state without the moments, e.g. `{"t": 120}`),
@@ -29,7 +31,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from .checks import is_int
+from .checks import check_text, is_int
 from .config import ModelConfig
 from .errors import (
     ConfigError,
@@ -45,7 +47,7 @@ from .errors import (
     ModelFileWriteError,
     ScratchLMError,
 )
-from .fileio import atomic_write
+from .fileio import atomic_write, check_file, os_errors, parse_json
 from .params import param_shapes
 
 FORMAT_MARKER = "scratchlm"
@@ -174,7 +176,7 @@ def _model_file_of(path: Path, model, description: str | None) -> ModelFile:
         "scratchlm_version": _scratchlm_version(),
     }
     if description is not None:
-        metadata["description"] = description
+        metadata["description"] = check_text(description, "the description")
     sha256 = model_digest(config, tokenizer, tensors)
     return ModelFile(path, FORMAT_VERSION, config, tokenizer, metadata, tensors, sha256)
 
@@ -324,19 +326,14 @@ def _extension(path: Path) -> str:
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
+    check_file(path, ModelFileReadError)  # a FIFO or a device would block or never end
+    with os_errors(path, ModelFileReadError, "read the file"):
         return path.read_bytes()
-    except FileNotFoundError as e:
-        raise ModelFileReadError(f"{path}: cannot read the model file: no such file") from e
-    except IsADirectoryError as e:
-        raise ModelFileReadError(f"{path}: cannot read the model file: it is a folder") from e
-    except OSError as e:
-        raise ModelFileReadError(f"{path}: cannot read the model file: {e.strerror or e}") from e
 
 
 def _parse_json(path: Path, data: bytes) -> dict:
     try:
-        doc = json.loads(data.decode("utf-8"))
+        doc = parse_json(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise ModelFileFormatError(
             f"{path}: cannot parse the file: not UTF-8 text (byte {e.start})"
@@ -404,7 +401,7 @@ def _decode_header_json(path: Path, header: dict) -> dict:
     for key in ("config", "tokenizer", "metadata", "optimizer", "trainer_state"):
         if key in doc:
             try:
-                doc[key] = json.loads(doc[key])
+                doc[key] = parse_json(doc[key])
             except json.JSONDecodeError as e:
                 raise ModelFileFormatError(
                     f"{path}: cannot parse the header entry {key!r}: invalid JSON ({e})"

@@ -1,8 +1,13 @@
 """Loss curves as a PNG, when the optional `matplotlib` extra is installed (`pip install
-scratchlm[plot]`); without it, nothing is drawn and the metrics file still has every number."""
+scratchlm[plot]`); without it, nothing is drawn and the metrics file still has every number.
+The PNG is written atomically; a write that fails (a full disk) is a `WriteError` naming the
+file."""
 
 import logging
 from pathlib import Path
+
+from .errors import WriteError
+from .fileio import atomic_write
 
 logger = logging.getLogger("scratchlm")
 
@@ -29,6 +34,9 @@ def plot_metrics(rows: list[dict], path: Path) -> bool:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_write(path, WriteError) as f:
+            fig.savefig(f, format="png", dpi=100)
+    finally:
+        plt.close(fig)
     return True

@@ -9,9 +9,10 @@ is made, so code that receives one can trust it.
   tokens and/or the smallest set of most likely tokens whose probability reaches `top_p`;
 - beam > 1: beam search (generate.py), which is deterministic.
 
-Extremes behave as their limits, silently: a temperature so small that logits / T overflows samples
-the most likely token (greedy), one so large that all logits / T round to 0 samples uniformly, and a
-tiny top_p keeps the single most likely token.
+Extremes behave as their limits, silently (no NumPy warning for any value `Sampling` accepts): a
+temperature so small that logits / T overflows samples the most likely token (greedy), one so large
+that all logits / T round to 0 samples uniformly, and a tiny top_p keeps the single most likely
+token. The arithmetic is in float64, where 1e-300 is still a number (in float32 it is 0).
 Not handled here: repetition penalties, stop strings, constrained decoding.
 """
 
@@ -73,12 +74,16 @@ def top_p_filter(logits, p):
     """logits (B, V) keeping, per row, the smallest set of most likely tokens whose probability
     reaches p (nucleus sampling); the rest become -inf. The most likely token is always kept."""
     probs = np.exp(log_softmax(logits))  # (B, V)
-    order = np.argsort(-probs, axis=-1, kind="stable")
+    # Sorted by logit, not probability: the same order, but probabilities that round to equal
+    # (a huge temperature) keep their ranking.
+    order = np.argsort(-logits, axis=-1, kind="stable")
     sorted_probs = np.take_along_axis(probs, order, axis=-1)
     # A token is needed while the more likely tokens before it have not yet reached p.
     before = np.cumsum(sorted_probs, axis=-1) - sorted_probs  # (B, V)
+    needed = before < p  # (B, V), in order of probability
+    needed[:, 0] = True  # even when p is below what the dtype can tell from 0
     keep = np.empty_like(order, dtype=bool)
-    np.put_along_axis(keep, order, before < p, axis=-1)
+    np.put_along_axis(keep, order, needed, axis=-1)
     return np.where(keep, logits, -np.inf)
 
 
@@ -87,6 +92,7 @@ def next_tokens(logits, sampling: Sampling, rng: np.random.Generator):
     if sampling.temperature == 0:
         return logits.argmax(axis=-1)
     z = logits - logits.max(axis=-1, keepdims=True)  # (B, V), <= 0 with a 0 at the top token
+    z = z.astype(np.float64)  # a float32 temperature of 1e-300 would be 0: a division by zero
     with np.errstate(over="ignore", under="ignore"):
         z = z / sampling.temperature  # tiny T: -inf but the top token; huge T: all 0 (uniform)
     if sampling.top_k is not None:

@@ -15,14 +15,24 @@ Both entry points take a `RunOptions`, start fresh or `resume` from a checkpoint
 is the one an uninterrupted run would take: same batches, same optimizer moments, same schedule),
 write a checkpoint next to the output (`<name>.ckpt.safetensors`, atomically) and `finish` the same
 way: the model file, the metrics file (`<name>.metrics.jsonl`) and the loss plot.
+
+A checkpoint resumes only with the kind of command that wrote it (example sets with their phase's
+files, a corpus with `--corpus`); otherwise a `ConfigError` says what to pass instead. Outputs fail
+cleanly: a model or checkpoint that cannot be written is an error and the old file stays; the
+metrics and the loss plot are by-products, so failing to write them (a full disk) is a warning and
+the run goes on (the next checkpoint write stops it if the disk stays full), and the model, written
+first, is never lost to them.
 """
 
+import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.resources import files
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +42,10 @@ from . import chat_format
 from .checks import is_int
 from .config import ModelConfig
 from .corpus import TokenCorpus, read_corpus
-from .errors import ConfigError, TrainingDivergedError
+from .errors import ConfigError, ModelFileFormatError, TrainingDivergedError, WriteError
 from .evaluate import answer, exact_answer_score, mean_loss
 from .examples import Batch, ExampleBatcher, assistant_loss_start, load_examples
+from .fileio import append_text, os_errors
 from .log import log_metrics
 from .model import Model
 from .modelfile import load_checkpoint, save_checkpoint
@@ -80,6 +91,15 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
+        for f in fields(self):  # a TOML file can give any type: check before comparing
+            value = getattr(self, f.name)
+            number = isinstance(value, Real) and not isinstance(value, bool)
+            if f.type is float and (not number or not math.isfinite(value)):
+                raise ConfigError(
+                    f"training option {f.name} must be a finite number, got {value!r}"
+                )
+        if not is_int(self.seed) or self.seed < 0:
+            raise ConfigError(f"training option seed must be an integer >= 0, got {self.seed!r}")
         for name in ("epochs", "steps", "batch_size", "accum", "max_bad_steps"):
             value = getattr(self, name)
             if not is_int(value) or value < 1:
@@ -91,23 +111,27 @@ class TrainConfig:
                 raise ConfigError(
                     f"training option {name} must be positive, got {getattr(self, name)}"
                 )
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("weight_decay and grad_clip must be >= 0 (0: none)")
         if not 0 <= self.warmup < 1 or not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("warmup must be in [0, 1) and min_lr_ratio in [0, 1]")
 
 
 class MetricsLog:
-    """Appends one JSON object per line to a metrics file (and keeps them for the loss plot)."""
+    """Appends one JSON object per line to a metrics file (and keeps them for the loss plot).
+    A failed write is a warning and stops the file there: training goes on (module docstring)."""
 
     def __init__(self, path: Path | None):
         self.path, self.rows = path, []
 
     def write(self, row: dict):
-        import json
-
         self.rows.append(row)
         if self.path is not None:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+            try:
+                append_text(self.path, json.dumps(row) + "\n", WriteError)
+            except WriteError as e:
+                logger.warning("%s; training goes on without writing more metrics there", e)
+                self.path = None
 
 
 class Trainer:
@@ -377,6 +401,7 @@ def _new_or_resumed(
     -> (model, optimizer state or None, trainer state or {})."""
     if opts.resume is not None:
         model, opt_state, state = load_checkpoint(opts.resume)
+        _check_resumable(opts, state)
         logger.info(
             "resuming %s at update %d (phase %s)", opts.resume, state["step"], state["phase"]
         )
@@ -386,19 +411,52 @@ def _new_or_resumed(
     return Model(cfg, tokenizer, seed=opts.seed), None, {}
 
 
+def _check_resumable(opts: RunOptions, state: dict) -> None:
+    """A checkpoint continues only the kind of run that wrote it: say what to pass instead."""
+    ckpt, phase = opts.resume, state.get("phase")
+    keys = {"step": int, "phase": str, **({"rng": dict} if phase == "corpus" else {"epoch": int})}
+    for key, kind in keys.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise ModelFileFormatError(f"{ckpt}: trainer_state has no valid {key!r}")
+    if opts.corpus is not None and phase != "corpus":
+        raise ConfigError(
+            f"{ckpt} is a checkpoint of example-set training (phase {phase!r}): resume it with "
+            "the --pretrain/--chat files it was trained on, not --corpus"
+        )
+    names = [p.name for p in opts.phases]
+    if opts.corpus is None and phase == "corpus":
+        raise ConfigError(
+            f"{ckpt} is a checkpoint of corpus training: resume it with --corpus and the same "
+            "text file, not --pretrain/--chat"
+        )
+    if opts.corpus is None and phase not in names:
+        raise ConfigError(
+            f"{ckpt} stopped in the {phase!r} phase, but this command has no --{phase} files: "
+            f"pass the --pretrain/--chat files it was trained on"
+        )
+
+
+def _output_folder(output: Path) -> None:
+    with os_errors(output.parent, WriteError, "create the output folder"):
+        output.parent.mkdir(parents=True, exist_ok=True)
+
+
 def _finish(model, opts: RunOptions, metrics: MetricsLog, description: str) -> None:
-    """The end of every run: the model file and the loss plot (the metrics file is written as
-    training goes)."""
+    """The end of every run: the model file, then the loss plot (the metrics file is written as
+    training goes). A plot that cannot be written is a warning: the model is saved already."""
     model.save(opts.output, description=description)
-    plot_metrics(metrics.rows, _sibling(opts.output, ".loss.png"))
     print(f"saved the model to {opts.output}")
+    try:
+        plot_metrics(metrics.rows, _sibling(opts.output, ".loss.png"))
+    except WriteError as e:
+        logger.warning("%s; the model is saved, only the loss plot is missing", e)
 
 
 def train_examples(opts: RunOptions) -> Model:
     """The seed's job: build the vocabulary, show the answer to a question, pre-train on facts,
     instruction-tune on chat, show the answer again, save the model."""
     texts = {p.name: [t for f in p.files for t in load_examples(f)] for p in opts.phases}
-    opts.output.parent.mkdir(parents=True, exist_ok=True)
+    _output_folder(opts.output)
     everything = lambda: [t for phase in texts.values() for t in phase]  # noqa: E731
     model, opt_state, state = _new_or_resumed(opts, everything, "word", {})
     question = chat_format.prompt([], opts.question)
@@ -448,7 +506,7 @@ def train_corpus(opts: RunOptions) -> Model:
     """Train on a plain-text corpus: tokenize it once into a memory-mapped token file, train on
     random windows from its first 90 % and evaluate on the last 10 %, printing a generated sample
     at every evaluation; `max_minutes` stops cleanly and saves."""
-    opts.output.parent.mkdir(parents=True, exist_ok=True)
+    _output_folder(opts.output)
     model, opt_state, state = _new_or_resumed(
         opts, lambda: read_corpus(opts.corpus), "char", CORPUS_MODEL
     )
@@ -480,7 +538,10 @@ def train_corpus(opts: RunOptions) -> Model:
         checkpoint=checkpoint_path(opts.output),
         on_eval=show_sample,
     )
-    _finish(model, opts, metrics, f"trained on {opts.corpus.name}")
+    # os.fsdecode gave undecodable bytes of the file name lone surrogates, which no model file can
+    # hold: show them as U+FFFD instead.
+    name = os.fsencode(opts.corpus.name).decode("utf-8", "replace")
+    _finish(model, opts, metrics, f"trained on {name}")
     return model
 
 

@@ -1,7 +1,9 @@
 """`scratchlm generate MODEL PROMPT`: one continuation of a prompt, streamed or as JSON.
 
 The prompt is continued as it is (write `User: ... Assistant:` yourself for a chat model); `-`
-reads it from standard input. `--json` prints `{"prompt", "completion", "tokens"}` on one line.
+reads it from standard input (UTF-8). A prompt that is not valid Unicode (undecodable bytes) is an
+error, like an empty or over-long one. `--json` prints `{"prompt", "completion", "tokens"}` on one
+line.
 """
 
 import json
@@ -52,12 +54,17 @@ def register(sub):
 
 def main(args) -> int:
     from ..chat import MAX_PROMPT_CHARS, TextStream
+    from ..checks import check_text
     from ..errors import InputError
+    from ..fileio import decode_utf8
     from ..generate import generate_batch, generate_stream
     from ..modelfile import load_model
 
     sampling = sampling_from_args(args)
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if args.prompt == "-":
+        prompt = decode_utf8(Path("<standard input>"), sys.stdin.buffer.read())
+    else:
+        prompt = check_text(args.prompt, "the prompt")  # undecodable argv bytes: lone surrogates
     if not prompt.strip():
         raise InputError("the prompt is empty")
     if len(prompt) > MAX_PROMPT_CHARS:

@@ -15,6 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..fileio import check_file, os_errors
 from ..train import TrainConfig
 
 TRAIN_OPTIONS = {  # command-line option -> TrainConfig field
@@ -60,16 +61,22 @@ def register(sub):
 
 def read_toml(path: Path) -> tuple[dict, dict]:
     """-> ([model] table, [train] table) of a TOML config file."""
+    check_file(path, ConfigError)
     try:
-        with open(path, "rb") as f:
+        with os_errors(path, ConfigError, "read the file"), open(path, "rb") as f:
             doc = tomllib.load(f)
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
+    except ValueError as e:  # an integer of over 4,300 digits
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     unknown = sorted(set(doc) - {"model", "train"})
     if unknown:
         raise ConfigError(f"{path}: unknown table(s) {', '.join(unknown)}; use [model] and [train]")
+    for table in ("model", "train"):
+        if not isinstance(doc.get(table, {}), dict):
+            raise ConfigError(f"{path}: {table} must be a table: [{table}]")
     train = doc.get("train", {})
     known = {f.name for f in fields(TrainConfig)}
     bad = sorted(set(train) - known)

@@ -38,7 +38,7 @@ def tokenizer_from_json(d: dict) -> Tokenizer:
     if not isinstance(d, dict):
         raise TokenizerError(f"tokenizer JSON must be an object, got {type(d).__name__}")
     kind = d.get("type")
-    if kind not in TOKENIZERS:
+    if not isinstance(kind, str) or kind not in TOKENIZERS:
         raise TokenizerError(f"tokenizer JSON has unknown type {kind!r}")
     return TOKENIZERS[kind].from_json(d)
 
