@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from .train import add_threads_option
+
 
 def register(sub):
     p = sub.add_parser(
@@ -12,13 +14,16 @@ def register(sub):
     )
     p.add_argument("--output", type=Path, default=Path("out/model.safetensors"))
     p.add_argument("--seed", type=int, default=0)
+    add_threads_option(p)
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
     from ..train import demo_options, train_examples
 
-    model = train_examples(demo_options(args.output, args.seed))
+    opts = demo_options(args.output, args.seed)
+    opts.threads = args.threads
+    model = train_examples(opts)
     if args.interactive:
         from ..chat import chat_loop
 
