@@ -253,7 +253,7 @@ class DataParallel:
         self.n_shards = self.world.size * threads
         first = self.world.rank * threads
         self.mine = range(first, first + threads)  # the shards this process computes
-        self._buffer = None
+        self.buffer: GradBuffer | None = None  # made by the first update
         self._pool = None
         if threads > 1:
             self._pool = ThreadPoolExecutor(threads, thread_name_prefix="shard")
@@ -311,6 +311,6 @@ class DataParallel:
 
     def _buffer_for(self, n_rows: int) -> GradBuffer:
         """The buffer, made once (again only for an update with more micro-batches than before)."""
-        if self._buffer is None or self._buffer.stats.shape[0] < n_rows:
-            self._buffer = GradBuffer(self.model.params, n_rows)
-        return self._buffer
+        if self.buffer is None or self.buffer.stats.shape[0] < n_rows:
+            self.buffer = GradBuffer(self.model.params, n_rows)
+        return self.buffer
