@@ -93,19 +93,23 @@ def runs(out: Path):
     np.savez(out / f"skip.rank{rank}.npz", step=trainer.step, **trainer.model.params)
 
 
+def save_interrupted_at(step: int):
+    """A `Trainer.save` on which Ctrl-C is pressed as it is about to save at update `step`."""
+    real_save = Trainer.save
+
+    def interrupted(self, path, state):
+        if self.step == step:
+            raise KeyboardInterrupt
+        real_save(self, path, state)
+
+    return interrupted
+
+
 def cli(out: Path, argv: list[str]) -> int:
     rank = get_world().rank
     (out / f"rank{rank}.pid").write_text(str(os.getpid()))
     if argv[0] == "--interrupt-at":
-        interrupt_at, argv = int(argv[1]), argv[2:]
-        real_save = Trainer.save
-
-        def interrupted(self, path, state):
-            if self.step == interrupt_at:
-                raise KeyboardInterrupt
-            real_save(self, path, state)
-
-        Trainer.save = interrupted
+        Trainer.save, argv = save_interrupted_at(int(argv[1])), argv[2:]
     return cli_main(argv)
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mpi_worker import ADAPTIVE, FIXED, RUNS, examples, poison_second_call, train_case
+from mpi_worker import (
+    ADAPTIVE,
+    FIXED,
+    RUNS,
+    examples,
+    poison_second_call,
+    save_interrupted_at,
+    train_case,
+)
 from test_corpus_train import corpus
 from test_train import write_sets
 
@@ -231,14 +239,7 @@ def test_a_checkpoint_resumes_on_another_number_of_processes(mpi, tmp_path, monk
     assert_close(load_model(two_then_one).params, want, 1e-5)
 
     one_then_two = tmp_path / "b.safetensors"
-    real_save = Trainer.save
-
-    def interrupted(self, path, state):
-        if self.step == 12:
-            raise KeyboardInterrupt
-        real_save(self, path, state)
-
-    monkeypatch.setattr(Trainer, "save", interrupted)
+    monkeypatch.setattr(Trainer, "save", save_interrupted_at(12))
     assert main([*base, "--threads", "1", "--output", str(one_then_two)]) == 130
     monkeypatch.undo()
     ckpt = tmp_path / "b.ckpt.safetensors"
