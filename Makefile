@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,plot,serve]'
+	$(BIN)/python -m pip install -q -e '.[test,plot,serve,mpi]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,10 +1,13 @@
 """Times one training step (forward + backward) and compares it with NumPy's own matmul peak.
 
-    python benchmarks/train_step.py [--repeats 10]
+    python benchmarks/train_step.py [--repeats 10] [--threads N]
 
 Prints, for (a) the default config at batch 32 x 64 and (b) a larger config at batch 8 x 256:
 tokens/s, ms/step (median of repeated steps after warm-up), the achieved GFLOP/s counting the
-matrix products, and that as a fraction of the float32 matmul peak measured in the same run.
+matrix products, and that as a fraction of the float32 matmul peak measured in the same run; then
+a full training update as the trainer runs it (`Trainer.update`: the shards on `--threads`
+threads, default the trainer's (the cores), the weighted sum, clipping and the AdamW step), in
+tokens/s and ms per update (median).
 """
 
 import argparse
@@ -14,6 +17,9 @@ import numpy as np
 
 from scratchlm import Model, ModelConfig
 from scratchlm.allocator import keep_freed_memory
+from scratchlm.examples import Batch
+from scratchlm.parallel import threads_per_process
+from scratchlm.train import TrainConfig, Trainer
 
 CASES = {
     "a-default": (ModelConfig(vocab_size=2048), 32, 64),
@@ -56,22 +62,40 @@ def step_flops(cfg, B, T):
     return 3 * forward
 
 
-def bench(cfg, B, T, repeats):
-    model = Model(cfg, seed=0)
-    rng = np.random.default_rng(0)
-    ids = rng.integers(0, cfg.vocab_size, (B, T + 1))
-    x, y = ids[:, :-1], ids[:, 1:]
+def batch(cfg, B, T) -> Batch:
+    ids = np.random.default_rng(0).integers(0, cfg.vocab_size, (B, T + 1))
+    return Batch(ids[:, :-1], ids[:, 1:], np.ones((B, T), dtype=np.float32))
+
+
+def median_time(fn, repeats):
     for _ in range(2):  # warm-up
-        model.loss_and_grads(x, y)
-    times = sorted(_timed(lambda: model.loss_and_grads(x, y)) for _ in range(repeats))
+        fn()
+    times = sorted(_timed(fn) for _ in range(repeats))
     return times[len(times) // 2]
+
+
+def bench(cfg, B, T, repeats):
+    """Model.loss_and_grads alone."""
+    model, b = Model(cfg, seed=0), batch(cfg, B, T)
+    return median_time(lambda: model.loss_and_grads(b.inputs, b.targets), repeats)
+
+
+def bench_update(cfg, B, T, repeats, threads):
+    """One update as the trainer takes it."""
+    trainer, b = (
+        Trainer(Model(cfg, seed=0), TrainConfig(lr=1e-4), threads=threads),
+        batch(cfg, B, T),
+    )
+    return median_time(lambda: trainer.update([b], 1e-4), repeats)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--case", choices=sorted(CASES), action="append")
+    parser.add_argument("--threads", type=int, help="trainer threads (default: the cores)")
     args = parser.parse_args()
+    threads = threads_per_process(args.threads)
     keep_freed_memory()  # as the trainer does: see allocator.py
     peak = matmul_peak()
     print(f"matmul_peak_gflops={peak:.1f} (float32, best of 1024/2048 square)")
@@ -83,6 +107,11 @@ def main():
             f"case={name} batch={B}x{T} params={Model(cfg).num_parameters} "
             f"ms_per_step={t * 1e3:.1f} tokens_per_s={B * T / t:.0f} "
             f"gflops={gflops:.1f} peak_fraction={gflops / peak:.1%}"
+        )
+        t = bench_update(cfg, B, T, args.repeats, threads)
+        print(
+            f"case={name} trainer_update threads={threads} ms_per_update={t * 1e3:.1f} "
+            f"tokens_per_s={B * T / t:.0f}"
         )
 
 

@@ -2,7 +2,8 @@
 
 Each sub-command lives in `scratchlm/commands/<name>.py` with `register(subparsers)` adding its
 parser and setting `func`. User mistakes (any `ScratchLMError`, bad options) print one
-`error: ...` line and exit with status 2; `--debug` shows the traceback too.
+`error: ...` line and exit with status 2; `--debug` shows the traceback too. Under mpiexec a
+failing rank also ends all the others (parallel.py), which would otherwise wait for it forever.
 """
 
 import argparse
@@ -14,6 +15,7 @@ from . import __version__
 from .allocator import keep_freed_memory
 from .commands import COMMANDS
 from .errors import ScratchLMError
+from .parallel import error_exit, stop_all
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,8 +52,10 @@ def main(argv=None) -> int:
     except (ScratchLMError, _UsageError) as e:
         if debug:
             traceback.print_exc()
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return error_exit(str(e), 2)
     except KeyboardInterrupt:
         logging.getLogger("scratchlm").warning("interrupted")
-        return 130
+        return stop_all(130)
+    except Exception:  # a bug: its traceback, exit status 1 (and under mpiexec, the others end)
+        traceback.print_exc()
+        return stop_all(1)

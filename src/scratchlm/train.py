@@ -7,14 +7,17 @@ Two ways to feed the model, one update rule:
   `TokenCorpus`.
 
 Every update: accumulate gradients over `accum` micro-batches (weighted by their counted tokens, so
-the result equals one big batch), refuse non-finite or anomalous gradients (skip the update with a
-warning; `max_bad_steps` in a row raise `TrainingDivergedError`), clip the global gradient norm, take
-an AdamW step at the scheduled learning rate. A non-finite or exploding loss stops training at once.
+the result equals one big batch; parallel.py cuts them into shards for threads and, under mpiexec,
+processes), refuse non-finite or anomalous gradients (skip the update with a warning;
+`max_bad_steps` in a row raise `TrainingDivergedError`), clip the global gradient norm, take an
+AdamW step at the scheduled learning rate. A non-finite or exploding loss stops training at once.
 
 Both entry points take a `RunOptions`, start fresh or `resume` from a checkpoint (the next update
 is the one an uninterrupted run would take: same batches, same optimizer moments, same schedule),
 write a checkpoint next to the output (`<name>.ckpt.safetensors`, atomically) and `finish` the same
-way: the model file, the metrics file (`<name>.metrics.jsonl`) and the loss plot.
+way: the model file, the metrics file (`<name>.metrics.jsonl`) and the loss plot. Under mpiexec
+every rank trains on the same global batches and takes the same steps; rank 0 alone logs,
+evaluates and writes files (docs/parallel.md).
 
 A checkpoint resumes only with the kind of command that wrote it (example sets with their phase's
 files, a corpus with `--corpus`); otherwise a `ConfigError` says what to pass instead. Outputs fail
@@ -49,7 +52,8 @@ from .fileio import append_text, os_errors
 from .log import log_metrics
 from .model import Model
 from .modelfile import load_checkpoint, save_checkpoint
-from .optim import AdamW, accumulate, clip_grad_norm, lr_at
+from .optim import AdamW, clip_grad_norm, lr_at
+from .parallel import DataParallel, get_world, threads_per_process
 from .plot import plot_metrics
 from .tokenizers import build_tokenizer
 
@@ -135,11 +139,16 @@ class MetricsLog:
 
 
 class Trainer:
-    """Owns the optimizer and the update rule; `fit_examples` and `fit_corpus` drive it."""
+    """Owns the optimizer and the update rule; `fit_examples` and `fit_corpus` drive it.
 
-    def __init__(self, model, tc: TrainConfig, metrics: MetricsLog | None = None):
+    `threads` > 1 computes the shards of each update on that many threads (parallel.py); 1 runs
+    them one after another, as a plain loop."""
+
+    def __init__(self, model, tc: TrainConfig, metrics: MetricsLog | None = None, threads: int = 1):
         self.model, self.tc = model, tc
         self.metrics = metrics or MetricsLog(None)
+        self.parallel = DataParallel(model, threads)
+        self.world = self.parallel.world
         self.opt = AdamW(model.params, lr=tc.lr, weight_decay=tc.weight_decay)
         self.step = 0  # updates taken in the current phase
         self.bad_in_row = 0
@@ -149,17 +158,10 @@ class Trainer:
     # ------------------------------------------------------------------------------ one update
 
     def update(self, micro_batches: list[Batch], lr: float) -> dict | None:
-        """One optimizer update from `micro_batches`; None if it was skipped as anomalous."""
-        counts = [float(b.mask.sum()) for b in micro_batches]
-        total, loss, depth = None, 0.0, []
-        for batch, count in zip(micro_batches, counts, strict=True):
-            part, grads, stats = self.model.loss_and_grads(
-                batch.inputs, batch.targets, batch.mask, return_stats=True
-            )
-            weight = count / sum(counts)
-            total = accumulate(total, grads, weight)
-            loss += weight * part
-            depth.append((count, stats["depth_mean"], stats["depth_min"], stats["depth_max"]))
+        """One optimizer update from `micro_batches` (under mpiexec every rank passes the same
+        global ones); None if it was skipped as anomalous. Every rank takes the same decisions
+        from the same summed gradient."""
+        loss, total, tokens, depth = self.parallel.gradients(micro_batches)
         self._check_loss(loss)
         # np.max, not max(): Python's max() drops a NaN or keeps it depending on the order
         worst = float(np.max([np.max(np.abs(g)) for g in total.values()]))
@@ -171,7 +173,7 @@ class Trainer:
         self.opt.step(total, lr=lr)
         self.step += 1
         self.last_lr = lr
-        return {"loss": loss, "grad_norm": norm, "tokens": sum(counts), "depth": depth}
+        return {"loss": loss, "grad_norm": norm, "tokens": tokens, "depth": depth}
 
     def _check_loss(self, loss: float):
         if not math.isfinite(loss):
@@ -224,7 +226,7 @@ class Trainer:
         updates_per_epoch = -(-len(batcher) // tc.accum)
         total = tc.epochs * updates_per_epoch
         rows = []
-        bar = _progress(total, self.step, phase)
+        bar = _progress(total, self.step, phase, self.world.is_root)
         for epoch in range(start_epoch, tc.epochs):
             t0 = time.perf_counter()
             results = []
@@ -234,11 +236,13 @@ class Trainer:
             row = self._summary(
                 phase, epoch + 1, [r for r in results if r], time.perf_counter() - t0
             )
+            rows.append(row)
+            if not self.world.is_root:
+                continue  # the others go on, and wait for rank 0 at the next update
             if val is not None:
                 row["val_loss"] = mean_loss(self.model, val.batches(0))
                 row["val_ppl"] = math.exp(min(row["val_loss"], 50.0))
             self._report(row)
-            rows.append(row)
             if checkpoint is not None:
                 self.save(checkpoint, {"phase": phase, "epoch": epoch + 1})
             if on_epoch is not None:
@@ -260,41 +264,47 @@ class Trainer:
         on_eval: Callable[[dict], None] | None = None,
     ) -> list[dict]:
         """Train until `tc.steps` updates (counting those already taken when resuming) or the
-        wall-clock budget; evaluate every `eval_every` updates and at the end."""
+        wall-clock budget (rank 0's clock); evaluate every `eval_every` updates and at the end."""
         tc = self.tc
         deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
         rows, pending, t0 = [], [], time.perf_counter()
-        bar = _progress(tc.steps, self.step, "corpus")
+        bar = _progress(tc.steps, self.step, "corpus", self.world.is_root)
         while self.step < tc.steps:
             group = [corpus.sample(tc.batch_size, seq_len, rng) for _ in range(tc.accum)]
             result = self.update(group, self.lr(tc.steps))
             bar.update(1)
             if result:
                 pending.append(result)
-            out_of_time = deadline is not None and time.monotonic() >= deadline
+            out_of_time = deadline is not None and self.world.root_decides(
+                time.monotonic() >= deadline
+            )
             if self.step % eval_every == 0 or self.step == tc.steps or out_of_time:
                 row = self._summary("corpus", None, pending, time.perf_counter() - t0)
-                eval_rng = np.random.default_rng(tc.seed + 1)  # the same windows every time
-                row["val_loss"] = mean_loss(
-                    self.model,
-                    (
-                        corpus.sample(tc.batch_size, seq_len, eval_rng, "val")
-                        for _ in range(eval_batches)
-                    ),
-                )
-                row["val_ppl"] = math.exp(min(row["val_loss"], 50.0))
-                self._report(row)
                 rows.append(row)
-                if checkpoint is not None:
-                    self.save(checkpoint, {"phase": "corpus", "rng": rng.bit_generator.state})
-                if on_eval is not None:
-                    on_eval(row)
+                if self.world.is_root:  # the others go on, and wait for rank 0 at the next update
+                    self._evaluate_and_save(row, corpus, seq_len, eval_batches, checkpoint, rng)
+                    if on_eval is not None:
+                        on_eval(row)
                 pending, t0 = [], time.perf_counter()
             if out_of_time:
                 logger.info("stopping at the time budget of %s minutes", max_minutes)
                 break
         bar.close()
         return rows
+
+    def _evaluate_and_save(self, row, corpus, seq_len, eval_batches, checkpoint, rng):
+        eval_rng = np.random.default_rng(self.tc.seed + 1)  # the same windows every time
+        row["val_loss"] = mean_loss(
+            self.model,
+            (
+                corpus.sample(self.tc.batch_size, seq_len, eval_rng, "val")
+                for _ in range(eval_batches)
+            ),
+        )
+        row["val_ppl"] = math.exp(min(row["val_loss"], 50.0))
+        self._report(row)
+        if checkpoint is not None:
+            self.save(checkpoint, {"phase": "corpus", "rng": rng.bit_generator.state})
 
     # ------------------------------------------------------------------------------ bookkeeping
 
@@ -322,9 +332,16 @@ class Trainer:
         save_checkpoint(path, self.model, self.opt.state_dict(), {**trainer_state, **state})
 
 
-def _progress(total: int, done: int, what: str):
+def _progress(total: int, done: int, what: str, show: bool = True):
     """A progress bar on a terminal (stderr); nothing when the output goes to a file or pipe."""
-    return tqdm(total=total, initial=done, desc=what, unit="update", leave=False, disable=None)
+    return tqdm(
+        total=total,
+        initial=done,
+        desc=what,
+        unit="update",
+        leave=False,
+        disable=None if show else True,
+    )
 
 
 def _groups(batches: Iterable[Batch], size: int) -> Iterator[list[Batch]]:
@@ -370,6 +387,7 @@ class RunOptions:
     seq_len: int | None = None  # window length (default: max_seq_len)
     eval_every: int = 200
     max_minutes: float | None = None  # stop cleanly after this wall time, and save
+    threads: int | None = None  # threads per process (None: its share of the cores); parallel.py
 
 
 def demo_options(output: Path = Path("out/model.safetensors"), seed: int = 0) -> RunOptions:
@@ -443,7 +461,10 @@ def _output_folder(output: Path) -> None:
 
 def _finish(model, opts: RunOptions, metrics: MetricsLog, description: str) -> None:
     """The end of every run: the model file, then the loss plot (the metrics file is written as
-    training goes). A plot that cannot be written is a warning: the model is saved already."""
+    training goes), by rank 0 alone. A plot that cannot be written is a warning: the model is
+    saved already."""
+    if not get_world().is_root:
+        return
     model.save(opts.output, description=description)
     print(f"saved the model to {opts.output}")
     try:
@@ -455,17 +476,18 @@ def _finish(model, opts: RunOptions, metrics: MetricsLog, description: str) -> N
 def train_examples(opts: RunOptions) -> Model:
     """The seed's job: build the vocabulary, show the answer to a question, pre-train on facts,
     instruction-tune on chat, show the answer again, save the model."""
+    root, threads = get_world().is_root, threads_per_process(opts.threads)
     texts = {p.name: [t for f in p.files for t in load_examples(f)] for p in opts.phases}
     _output_folder(opts.output)
     everything = lambda: [t for phase in texts.values() for t in phase]  # noqa: E731
     model, opt_state, state = _new_or_resumed(opts, everything, "word", {})
     question = chat_format.prompt([], opts.question)
-    if not state:
+    if not state and root:
         print(
             f"vocabulary: {model.tokenizer.vocab_size} tokens; model: {model.num_parameters:,} parameters"
         )
         print(f"before training: {opts.question!r} -> {answer(model, question)!r}")
-    metrics = MetricsLog(_sibling(opts.output, ".metrics.jsonl"))
+    metrics = MetricsLog(_sibling(opts.output, ".metrics.jsonl") if root else None)
     names = [p.name for p in opts.phases]
     first = names.index(state["phase"]) if state else 0
     for i, phase in enumerate(opts.phases[first:], start=first):
@@ -473,16 +495,18 @@ def train_examples(opts: RunOptions) -> Model:
         start_epoch = state["epoch"] if resuming else 0
         if start_epoch >= phase.train.epochs:
             continue
-        trainer = Trainer(model, replace(phase.train, seed=opts.seed), metrics)
+        trainer = Trainer(model, replace(phase.train, seed=opts.seed), metrics, threads)
         if resuming:
             trainer.resume(opt_state, state)
         batcher = _batcher(model, texts[phase.name], phase, opts.seed)
-        print(f"{phase.name}: {len(texts[phase.name])} examples, {phase.train.epochs} epochs")
+        if root:
+            print(f"{phase.name}: {len(texts[phase.name])} examples, {phase.train.epochs} epochs")
         trainer.fit_examples(
             phase.name, batcher, checkpoint=checkpoint_path(opts.output), start_epoch=start_epoch
         )
-    print(f"after training: {opts.question!r} -> {answer(model, question)!r}")
-    if texts.get("chat"):
+    if root:
+        print(f"after training: {opts.question!r} -> {answer(model, question)!r}")
+    if texts.get("chat") and root:
         score, _ = exact_answer_score(model, texts["chat"])
         print(f"exact answers on the chat set: {score:.1%}")
     _finish(model, opts, metrics, "scratchlm run")
@@ -506,11 +530,12 @@ def train_corpus(opts: RunOptions) -> Model:
     """Train on a plain-text corpus: tokenize it once into a memory-mapped token file, train on
     random windows from its first 90 % and evaluate on the last 10 %, printing a generated sample
     at every evaluation; `max_minutes` stops cleanly and saves."""
+    world, threads = get_world(), threads_per_process(opts.threads)
     _output_folder(opts.output)
     model, opt_state, state = _new_or_resumed(
         opts, lambda: read_corpus(opts.corpus), "char", CORPUS_MODEL
     )
-    corpus = TokenCorpus.build(opts.corpus, model.tokenizer)
+    corpus = world.in_turn(lambda: TokenCorpus.build(opts.corpus, model.tokenizer))
     logger.info(
         "corpus %s: %d train and %d validation tokens; model of %d parameters",
         opts.corpus,
@@ -518,8 +543,8 @@ def train_corpus(opts: RunOptions) -> Model:
         corpus.n_val_tokens,
         model.num_parameters,
     )
-    metrics = MetricsLog(_sibling(opts.output, ".metrics.jsonl"))
-    trainer = Trainer(model, opts.train, metrics)
+    metrics = MetricsLog(_sibling(opts.output, ".metrics.jsonl") if world.is_root else None)
+    trainer = Trainer(model, opts.train, metrics, threads)
     rng = np.random.default_rng(opts.seed)
     if state:
         trainer.resume(opt_state, state)

@@ -3,6 +3,8 @@
 from dataclasses import replace
 from pathlib import Path
 
+from .train import add_threads_option
+
 
 def register(sub):
     p = sub.add_parser(
@@ -17,6 +19,7 @@ def register(sub):
     p.add_argument(
         "--chat-epochs", type=int, help="instruction-tuning epochs (default: the demo's)"
     )
+    add_threads_option(p)
     p.set_defaults(func=main)
 
 
@@ -27,6 +30,7 @@ def main(args) -> int:
     for phase, epochs in zip(opts.phases, (args.epochs, args.chat_epochs), strict=True):
         if epochs is not None:
             phase.train = replace(phase.train, epochs=epochs)
+    opts.threads = args.threads
     model = train_examples(opts)
     if args.interactive:
         from ..chat import chat_loop

@@ -54,9 +54,19 @@ def register(sub):
     p.add_argument("--eval-every", type=int, default=200, help="corpus: updates between evals")
     p.add_argument("--max-minutes", type=float, help="stop cleanly after this wall time, and save")
     p.add_argument("--seed", type=int, default=0)
+    add_threads_option(p)
     p.add_argument("--output", type=Path, default=Path("out/model.safetensors"))
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT")
     p.set_defaults(func=main)
+
+
+def add_threads_option(p):
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="threads computing the shards of each batch (default: this machine's cores, shared "
+        "among its mpiexec processes)",
+    )
 
 
 def read_toml(path: Path) -> tuple[dict, dict]:
@@ -106,6 +116,7 @@ def main(args) -> int:
         model=model_cfg,
         seed=args.seed,
         resume=args.resume,
+        threads=args.threads,
     )
     if args.corpus is not None:
         if args.pretrain or args.chat:
