@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from scratchlm import Model, ModelConfig
-from scratchlm.allocator import keep_freed_memory
 from scratchlm.corpus import TokenCorpus, read_corpus
 from scratchlm.plot import plot_metrics
 from scratchlm.tokenizers import build_tokenizer
@@ -33,7 +32,6 @@ def main():
     parser.add_argument("--corpus", type=Path, default=Path(DEFAULT))
     parser.add_argument("--png", type=Path, default=Path("shakespeare_loss.png"))
     args = parser.parse_args()
-    keep_freed_memory()
     tokenizer = build_tokenizer("char", read_corpus(args.corpus))
     corpus = TokenCorpus.build(args.corpus, tokenizer)
     model = Model(ModelConfig(vocab_size=tokenizer.vocab_size, **CORPUS_MODEL), tokenizer)

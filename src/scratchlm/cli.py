@@ -11,7 +11,6 @@ import sys
 import traceback
 
 from . import __version__
-from .allocator import keep_freed_memory
 from .commands import COMMANDS
 from .errors import ScratchLMError
 
@@ -45,7 +44,6 @@ def main(argv=None) -> int:
         from .log import setup_logging
 
         setup_logging(args.log_level, args.log_format)
-        keep_freed_memory()
         return args.func(args) or 0
     except (ScratchLMError, _UsageError) as e:
         if debug:

@@ -28,9 +28,15 @@ def swiglu_backward(dout, cache):
     """-> du, dw13 (d, 2F), dw2."""
     cache_in, a, b, sig, act, cache_out = cache
     dm, dw2 = linear_backward(dout, cache_out)  # (..., F), (F, d)
-    dab = np.empty(a.shape[:-1] + (2 * a.shape[-1],), dtype=dm.dtype)  # (..., 2F)
     F = a.shape[-1]
-    dab[..., :F] = dm * b * (sig * (1.0 + a * (1.0 - sig)))
-    dab[..., F:] = dm * act
+    dab = np.empty(a.shape[:-1] + (2 * F,), dtype=dm.dtype)  # (..., 2F)
+    da, db = dab[..., :F], dab[..., F:]  # views: each line below is one pass, no temporaries
+    np.multiply(dm, act, out=db)
+    np.subtract(1.0, sig, out=da)
+    da *= a
+    da += 1.0
+    da *= sig  # silu'(a)
+    da *= b
+    da *= dm
     du, dw13 = linear_backward(dab, cache_in)  # (..., d), (d, 2F)
     return du, dw13, dw2
