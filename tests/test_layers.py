@@ -21,7 +21,12 @@ from scratchlm.layers.attention import (
 from scratchlm.layers.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from scratchlm.layers.dyt import dyt_backward, dyt_forward
 from scratchlm.layers.embedding import embedding_backward, embedding_forward, scatter_add_rows
-from scratchlm.layers.linear import linear_backward, linear_forward
+from scratchlm.layers.linear import (
+    linear_backward,
+    linear_forward,
+    stacked_linear_backward,
+    stacked_linear_forward,
+)
 from scratchlm.layers.swiglu import swiglu_backward, swiglu_forward
 
 
@@ -43,6 +48,14 @@ def check_layer(forward, backward, inputs, names):
 def test_linear():
     rng = np.random.default_rng(0)
     check_layer(linear_forward, linear_backward, [randn(rng, 2, 3, 5), randn(rng, 5, 4)], "xw")
+
+
+def test_stacked_linear():
+    rng = np.random.default_rng(10)
+    x, w = randn(rng, 2, 3, 5), randn(rng, 3, 5, 4)
+    y, _ = stacked_linear_forward(x, w)
+    assert np.allclose(y, [x @ w_i for w_i in w], rtol=1e-12, atol=1e-12)  # y[i] = x @ w[i]
+    check_layer(stacked_linear_forward, stacked_linear_backward, [x, w], "xw")
 
 
 def test_dyt():
@@ -81,7 +94,7 @@ def test_scatter_add_rows_equals_add_at_on_rows():
 
 def test_swiglu():
     rng = np.random.default_rng(3)
-    inputs = [randn(rng, 2, 3, 4), randn(rng, 4, 12), randn(rng, 6, 4)]  # w13 = [w1 | w3]
+    inputs = [randn(rng, 2, 3, 4), randn(rng, 2, 4, 6), randn(rng, 6, 4)]  # w13 = [w1, w3]
     check_layer(swiglu_forward, swiglu_backward, inputs, ["u", "w13", "w2"])
 
 
@@ -180,7 +193,7 @@ def test_attention_layer():
     d, H, P = 8, 2, 8
 
     def make(rng):
-        w_qkv, wo = randn(rng, d, 3 * d, scale=0.7), randn(rng, d, d, scale=0.7)
+        w_qkv, wo = randn(rng, 3, d, d, scale=0.7), randn(rng, d, d, scale=0.7)
         return [randn(rng, 2, 5, d), w_qkv, wo, randn(rng, H, P, d // H)]
 
     inputs = inputs_with_positions_off_integers(make, P, lambda x: attention_forward(*x)[1][1])

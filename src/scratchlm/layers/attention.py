@@ -28,7 +28,12 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import sigmoid
-from .linear import linear_backward, linear_forward
+from .linear import (
+    linear_backward,
+    linear_forward,
+    stacked_linear_backward,
+    stacked_linear_forward,
+)
 
 QUERY_BLOCK = 32  # queries per block in blocked_attention_forward
 SUM_BLOCK = 16  # the inner blocks of the two-level cumulative sum
@@ -210,16 +215,15 @@ def blocked_attention_backward(do, cache):
 
 
 def project_qkv(u, w_qkv, n_heads):
-    """u (B, T, d), w_qkv = [wq | wk | wv] (d, 3d) -> q, k, v (B, H, T, dh) each, and the cache of
-    the one fused product."""
-    B, T, d = u.shape
-    qkv, cache_qkv = linear_forward(u, w_qkv)  # (B, T, 3d)
-    q, k, v = qkv.reshape(B, T, 3, n_heads, d // n_heads).transpose(2, 0, 3, 1, 4)  # (B, H, T, dh)
+    """u (B, T, d), w_qkv = [wq, wk, wv] stacked (3, d, d) -> q, k, v (B, H, T, dh) each, and the
+    cache of the one stacked product."""
+    qkv, cache_qkv = stacked_linear_forward(u, w_qkv)  # (3, B, T, d)
+    q, k, v = (split_heads(x, n_heads) for x in qkv)  # (B, H, T, dh) each
     return q, k, v, cache_qkv
 
 
 def attention_forward(u, w_qkv, wo, cope, kv=None, step=0):
-    """u (B, T, d), w_qkv = [wq | wk | wv] (d, 3d), wo (d, d), cope (H, P, dh) -> y (B, T, d).
+    """u (B, T, d), w_qkv = [wq, wk, wv] (3, d, d), wo (d, d), cope (H, P, dh) -> y (B, T, d).
 
     kv: None (training: the T tokens attend to each other), or a `KVCache` whose recursion step
     `step` receives these tokens' keys and values and supplies every cached one to attend to.
@@ -234,14 +238,14 @@ def attention_forward(u, w_qkv, wo, cope, kv=None, step=0):
 
 
 def attention_backward(dy, cache):
-    """-> du, dw_qkv (d, 3d), dwo, dcope. (Training only: a forward with a cache has no backward.)"""
+    """-> du, dw_qkv (3, d, d), dwo, dcope. (Training only: a forward with a cache has no backward.)"""
     cache_qkv, cache_att, cache_o = cache
     B, T, d = dy.shape
     H = cache_att.q.shape[1]
     dm, dwo = linear_backward(dy, cache_o)  # (B, T, d)
     dq, dk, dv, dcope = blocked_attention_backward(split_heads(dm, H), cache_att)
-    dqkv = np.empty((B, T, 3, H, d // H), dtype=dy.dtype)
+    dqkv = np.empty((3, B, T, H, d // H), dtype=dy.dtype)
     for i, dx in enumerate((dq, dk, dv)):  # three copies back to the (B, T, ...) layout
-        dqkv[:, :, i] = dx.transpose(0, 2, 1, 3)
-    du, dw_qkv = linear_backward(dqkv.reshape(B, T, 3 * d), cache_qkv)
+        dqkv[i] = dx.transpose(0, 2, 1, 3)
+    du, dw_qkv = stacked_linear_backward(dqkv.reshape(3, B, T, d), cache_qkv)
     return du, dw_qkv, dwo, dcope
