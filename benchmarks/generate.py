@@ -14,7 +14,6 @@ import time
 import numpy as np
 
 from scratchlm import Model, ModelConfig
-from scratchlm.allocator import keep_freed_memory
 from scratchlm.generate import generate_batch
 from scratchlm.sampling import Sampling
 
@@ -42,7 +41,6 @@ def main():
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--config", choices=sorted(CONFIGS), action="append")
     args = parser.parse_args()
-    keep_freed_memory()  # as the command line does: see allocator.py
     for name in args.config or CONFIGS:
         cfg = CONFIGS[name]
         model = Model(cfg, seed=0)

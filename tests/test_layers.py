@@ -8,15 +8,25 @@ import pytest
 from gradcheck import assert_grads_close
 
 from scratchlm.layers.attention import (
+    QUERY_BLOCK,
+    SUM_BLOCK,
     attention_backward,
     attention_forward,
+    blocked_attention_backward,
+    blocked_attention_forward,
     cope_attention_backward,
     cope_attention_forward,
+    cumsum_last,
 )
 from scratchlm.layers.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from scratchlm.layers.dyt import dyt_backward, dyt_forward
-from scratchlm.layers.embedding import embedding_backward, embedding_forward
-from scratchlm.layers.linear import linear_backward, linear_forward
+from scratchlm.layers.embedding import embedding_backward, embedding_forward, scatter_add_rows
+from scratchlm.layers.linear import (
+    linear_backward,
+    linear_forward,
+    stacked_linear_backward,
+    stacked_linear_forward,
+)
 from scratchlm.layers.swiglu import swiglu_backward, swiglu_forward
 
 
@@ -38,6 +48,14 @@ def check_layer(forward, backward, inputs, names):
 def test_linear():
     rng = np.random.default_rng(0)
     check_layer(linear_forward, linear_backward, [randn(rng, 2, 3, 5), randn(rng, 5, 4)], "xw")
+
+
+def test_stacked_linear():
+    rng = np.random.default_rng(10)
+    x, w = randn(rng, 2, 3, 5), randn(rng, 3, 5, 4)
+    y, _ = stacked_linear_forward(x, w)
+    assert np.allclose(y, [x @ w_i for w_i in w], rtol=1e-12, atol=1e-12)  # y[i] = x @ w[i]
+    check_layer(stacked_linear_forward, stacked_linear_backward, [x, w], "xw")
 
 
 def test_dyt():
@@ -66,9 +84,17 @@ def test_embedding(with_pos):
     assert_grads_close(f, arrays, analytic)
 
 
+def test_scatter_add_rows_equals_add_at_on_rows():
+    rng = np.random.default_rng(8)
+    rows, values = rng.integers(0, 7, (3, 40)), rng.standard_normal((3, 40, 5)).astype(np.float32)
+    expected = np.zeros((9, 5), dtype=np.float32)  # rows 7, 8 never hit: they stay 0
+    np.add.at(expected, rows.ravel(), values.reshape(-1, 5))
+    assert np.array_equal(scatter_add_rows((9, 5), rows, values), expected)  # same sums, same order
+
+
 def test_swiglu():
     rng = np.random.default_rng(3)
-    inputs = [randn(rng, 2, 3, 4), randn(rng, 4, 12), randn(rng, 6, 4)]  # w13 = [w1 | w3]
+    inputs = [randn(rng, 2, 3, 4), randn(rng, 2, 4, 6), randn(rng, 6, 4)]  # w13 = [w1, w3]
     check_layer(swiglu_forward, swiglu_backward, inputs, ["u", "w13", "w2"])
 
 
@@ -114,11 +140,60 @@ def test_cope_attention(Tq, Tk, P):
     check_layer(cope_attention_forward, cope_attention_backward, inputs, "qkvc")
 
 
+@pytest.mark.parametrize("n", [1, SUM_BLOCK - 1, SUM_BLOCK, 3 * SUM_BLOCK + 5])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cumsum_last(n, reverse):
+    x = np.random.default_rng(n).standard_normal((2, 3, n))
+    expected = np.flip(np.cumsum(np.flip(x, -1), -1), -1) if reverse else np.cumsum(x, -1)
+    assert np.allclose(cumsum_last(x, reverse), expected, rtol=1e-12, atol=1e-12)
+
+
+def kv_hide(B, Tq, Tk, rng):
+    """A hide mask (B, 1, Tq, Tk) as a key/value cache builds it for rows of different lengths:
+    row b holds Tk - shift[b] tokens, and query t must not see keys past its own slot."""
+    shift = rng.integers(0, Tk - Tq + 1, B)  # (B,)
+    slots = Tk - Tq - shift[:, None] + np.arange(Tq)  # (B, Tq)
+    return (np.arange(Tk) > slots[:, :, None])[:, None]  # (B, 1, Tq, Tk)
+
+
+# Several query blocks, the last one partial, and cumulative sums over several partial blocks.
+LONG = QUERY_BLOCK + SUM_BLOCK // 2 + 1
+
+
+@pytest.mark.parametrize(("Tq", "Tk", "hidden"), [(LONG, LONG, False), (LONG, LONG + 9, True)])
+def test_blocked_attention_equals_one_block(Tq, Tk, hidden):
+    """Query blocks against only the keys they can see: the same output and gradients as the
+    whole (Tq, Tk) square in one call."""
+    rng = np.random.default_rng(9)
+    B, H, dh, P = 2, 3, 4, 8
+    q, k, v = randn(rng, B, H, Tq, dh), randn(rng, B, H, Tk, dh), randn(rng, B, H, Tk, dh)
+    cope, do = randn(rng, H, P, dh), randn(rng, B, H, Tq, dh)
+    hide = kv_hide(B, Tq, Tk, rng) if hidden else None
+    o, cache = blocked_attention_forward(q, k, v, cope, hide)
+    assert len(cache.blocks) == -(-Tq // QUERY_BLOCK) > 1
+    o_one, cache_one = cope_attention_forward(q, k, v, cope, hide)
+    assert np.allclose(o, o_one, rtol=1e-12, atol=1e-12)
+    grads = blocked_attention_backward(do, cache)
+    for g, g_one in zip(grads, cope_attention_backward(do, cache_one), strict=True):
+        assert np.allclose(g, g_one, rtol=1e-10, atol=1e-12)
+
+
+def test_blocked_attention_gradients():
+    B, H, dh, P = 1, 2, 3, 8
+
+    def make(rng):
+        q, k, v = (randn(rng, B, H, LONG, dh) for _ in range(3))
+        return [q, k, v, randn(rng, H, P, dh)]
+
+    inputs = inputs_with_positions_off_integers(make, P, lambda x: blocked_attention_forward(*x)[1])
+    check_layer(blocked_attention_forward, blocked_attention_backward, inputs, "qkvc")
+
+
 def test_attention_layer():
     d, H, P = 8, 2, 8
 
     def make(rng):
-        w_qkv, wo = randn(rng, d, 3 * d, scale=0.7), randn(rng, d, d, scale=0.7)
+        w_qkv, wo = randn(rng, 3, d, d, scale=0.7), randn(rng, d, d, scale=0.7)
         return [randn(rng, 2, 5, d), w_qkv, wo, randn(rng, H, P, d // H)]
 
     inputs = inputs_with_positions_off_integers(make, P, lambda x: attention_forward(*x)[1][1])

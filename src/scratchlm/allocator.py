@@ -1,12 +1,18 @@
 """Keep freed memory in the process instead of handing it back to the operating system.
 
-A training step allocates and frees many temporaries of several megabytes (the (B, H, T, T)
-attention arrays). By default glibc returns such blocks to the kernel on free, so the next step
+A training step allocates and frees many temporaries of several megabytes (the attention arrays,
+the (B, T, V) logits). By default glibc returns such blocks to the kernel on free, so the next step
 touches fresh pages and pays a page fault per 4 KiB: measured here, a quarter of the step time of
 the larger benchmark config. Telling glibc never to serve large blocks by mmap and never to trim its
-heap (mallopt(3): M_MMAP_MAX = 0, M_TRIM_THRESHOLD = -1) makes it reuse those blocks. The price is that the process keeps its peak memory until it exits, which suits training.
+heap (mallopt(3): M_MMAP_MAX = 0, M_TRIM_THRESHOLD = -1) makes it reuse those blocks. The price is
+that the process keeps its peak memory until it exits, which suits training.
 
-Called by the command line and the benchmarks; it is a no-op where glibc is not the C library.
+`import scratchlm` applies it, so a library caller (a notebook calling `Model.loss_and_grads`) runs
+as fast as the command line without knowing about it. The alternatives were worse: buffers reused
+from step to step would tie arrays to objects, while a cache belongs to one call (docs/design.md
+section 3), and a function that every caller has to remember leaves the default slow. A process
+that must hand memory back can restore glibc's defaults with mallopt itself. Where glibc is not the
+C library this is a no-op.
 """
 
 import ctypes

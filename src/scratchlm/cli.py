@@ -12,7 +12,6 @@ import sys
 import traceback
 
 from . import __version__
-from .allocator import keep_freed_memory
 from .commands import COMMANDS
 from .errors import ScratchLMError
 from .parallel import error_exit, stop_all
@@ -47,7 +46,6 @@ def main(argv=None) -> int:
         from .log import setup_logging
 
         setup_logging(args.log_level, args.log_format)
-        keep_freed_memory()
         return args.func(args) or 0
     except (ScratchLMError, _UsageError) as e:
         if debug:

@@ -4,8 +4,9 @@ weights of the block are all read from it.
 
 The parameters are a flat dict `name -> ndarray`, row-major, `y = x @ W` with `W` of shape
 (in, out) (docs/design.md, section 2). Two groups of matrices read the same input, so the forward
-pass multiplies them as one fused matrix: `[wq | wk | wv]` and `[w1 | w3]`. `fuse` builds these once
-per forward call; `unfuse` splits their gradients back into the table's names.
+pass multiplies them as one fused array, the matrices stacked along a new first axis:
+`[wq, wk, wv]` (3, d, d) and `[w1, w3]` (2, d, d_ff). `fuse` builds these once per forward call;
+`unfuse` splits their gradients back into the table's names.
 """
 
 from collections.abc import Callable
@@ -118,7 +119,7 @@ PARAMS: tuple[Param, ...] = (
     Param("head.w", lambda c: (c.d_model, c.vocab_size), normal(0.02), True, "output projection"),
 )
 
-# A fused matrix -> the parameters side by side in it (along their second axis).
+# A fused array -> the parameters stacked in it (along a new first axis).
 FUSED: dict[str, tuple[str, ...]] = {
     "block.attn.w_qkv": ("block.attn.wq", "block.attn.wk", "block.attn.wv"),
     "block.ffn.w13": ("block.ffn.w1", "block.ffn.w3"),
@@ -150,10 +151,10 @@ def decays(name: str) -> bool:
 
 
 def fuse(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The parameters with each `FUSED` group replaced by its concatenated matrix (a copy)."""
+    """The parameters with each `FUSED` group replaced by its stacked array (a copy)."""
     w = {name: value for name, value in params.items() if not _is_fused_part(name)}
     for fused, parts in FUSED.items():
-        w[fused] = np.concatenate([params[name] for name in parts], axis=1)
+        w[fused] = np.stack([params[name] for name in parts])
     return w
 
 
@@ -161,7 +162,7 @@ def unfuse(grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Gradients keyed like `fuse`'s output -> keyed like the parameters (fused ones split)."""
     out = {name: g for name, g in grads.items() if name not in FUSED}
     for fused, parts in FUSED.items():
-        for name, g in zip(parts, np.split(grads[fused], len(parts), axis=1), strict=True):
+        for name, g in zip(parts, grads[fused], strict=True):
             out[name] = g
     return out
 

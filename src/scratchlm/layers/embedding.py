@@ -15,19 +15,29 @@ def embedding_forward(ids, tok_emb, pos_emb=None, positions=None):
     return h, (ids, tok_emb.shape, None if pos_emb is None else pos_emb.shape, positions)
 
 
+def scatter_add_rows(shape, rows, values):
+    """out (n, d) of zeros with out[rows[i]] += values[i] for every i (a row may repeat).
+
+    rows (...) int, values (..., d). np.add.at is fast only with 1-D indices, so it gets the flat
+    index row * d + column of every element: several times faster than row indices, same sums.
+    """
+    d = shape[1]
+    out = np.zeros(shape, dtype=values.dtype)
+    flat = rows.reshape(-1, 1) * d + np.arange(d)  # (N, d)
+    np.add.at(out.reshape(-1), flat.reshape(-1), values.reshape(-1))
+    return out
+
+
 # A row of tok_emb receives the sum of dh over every position that holds that token;
 # a row of pos_emb the sum over every token at that position.
 def embedding_backward(dh, cache):
     """-> dtok_emb (V, d), dpos_emb (max_seq_len, d) or None."""
     ids, tok_shape, pos_shape, positions = cache
-    d = dh.shape[-1]
-    dtok = np.zeros(tok_shape, dtype=dh.dtype)  # (V, d)
-    np.add.at(dtok, ids.ravel(), dh.reshape(-1, d))
+    dtok = scatter_add_rows(tok_shape, ids, dh)  # (V, d)
     if pos_shape is None:
         return dtok, None
+    if positions is not None:
+        return dtok, scatter_add_rows(pos_shape, positions, dh)
     dpos = np.zeros(pos_shape, dtype=dh.dtype)  # (max_seq_len, d): rows never used get 0
-    if positions is None:
-        dpos[: ids.shape[1]] = dh.sum(axis=0)
-    else:
-        np.add.at(dpos, positions.ravel(), dh.reshape(-1, d))
+    dpos[: ids.shape[1]] = dh.sum(axis=0)
     return dtok, dpos

@@ -1,0 +1,36 @@
+"""`import scratchlm` makes glibc keep freed memory (allocator.py), for library callers too."""
+
+import ctypes
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import ctypes, sys
+import numpy as np
+if sys.argv[1] == "import":
+    import scratchlm
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks",
+                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Mallinfo2
+before = libc.mallinfo2().hblkhd
+x = np.ones(2**23)  # 64 MiB
+print(libc.mallinfo2().hblkhd - before)  # bytes of it that glibc mapped with mmap
+"""
+
+
+def mmapped_bytes(mode: str) -> int:
+    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout)
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="needs glibc 2.33 or later")
+def test_import_keeps_large_blocks_off_mmap():
+    assert mmapped_bytes("plain") >= 2**26  # glibc's default: a fresh mapping, page faults
+    assert mmapped_bytes("import") == 0  # after import scratchlm: from the reusable heap
