@@ -23,7 +23,7 @@ def make_model(adaptive=False):
         n_heads=3,
         d_ff=16,
         depth=3,
-        max_seq_len=10,
+        max_seq_len=40,  # room for more than one block of queries (QUERY_BLOCK = 32)
         cope_max_pos=4,  # small: some positions reach the clamp at P - 1
         adaptive_depth=adaptive,
         max_depth=4,
@@ -58,10 +58,12 @@ def attention_by_loops(model, ids, step, head):
     return a, p
 
 
-@pytest.mark.parametrize("step, head", [(0, 0), (1, 2), (2, 1)])
-def test_attention_and_positions_equal_the_formulas(step, head):
+@pytest.mark.parametrize(
+    "step, head, n", [(0, 0, 9), (1, 2, 9), (2, 1, 9), (1, 1, 37)], ids=str
+)  # 37 tokens: the attention ran in two blocks of queries
+def test_attention_and_positions_equal_the_formulas(step, head, n):
     model = make_model()
-    ids = [4, 9, 1, 17, 17, 2, 8, 11, 5]
+    ids = (4 * [4, 9, 1, 17, 17, 2, 8, 11, 5, 3])[:n]
     inside = look_inside(model, ids, step, head)
     a, p = attention_by_loops(model, ids, step, head)
     np.testing.assert_allclose(inside["attention"], a, rtol=1e-9, atol=1e-12)

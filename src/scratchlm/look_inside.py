@@ -37,14 +37,21 @@ def look_inside(model, ids, step: int = 0, head: int = 0) -> dict:
     if not 0 <= step < len(blocks):
         raise InputError(f"step must be in 0..{len(blocks) - 1} (the steps that ran), got {step}")
     running = rec.steps[step].running[0] if cfg.adaptive_depth else np.ones(T, dtype=bool)
-    attn = blocks[step][4][1]  # block step cache -> attention cache -> its CopeCache
-    P = attn.cope.shape[1]
-    floor = attn.idx[0, head] % P  # (T, T): idx = floor + P * (flat query index)
-    positions = np.where(np.tri(T, dtype=bool), floor + attn.w[0, head], 0.0)  # (T, T)
+    # block step cache -> attention cache -> its blocks of queries, each with its CopeCache
+    attention, positions = np.zeros((T, T)), np.zeros((T, T))
+    first = 0
+    for block in blocks[step][4][1].blocks:
+        last, stop = first + block.q.shape[2], block.k.shape[2]  # queries first..last-1, keys :stop
+        P = block.cope.shape[1]
+        floor = block.idx[0, head] % P  # idx = floor + P * (flat query index)
+        attention[first:last, :stop] = block.a[0, head]
+        positions[first:last, :stop] = floor + block.w[0, head]
+        first = last
+    positions[~np.tri(T, dtype=bool)] = 0.0  # only the causal entries are positions
     return {
         "depth": depth,
         "steps": len(blocks),
-        "attention": attn.a[0, head],
+        "attention": attention,
         "positions": positions,
         "running": running,
     }
