@@ -30,10 +30,11 @@ def perturbed_model(cfg, seed):
     return model
 
 
-def cope_positions(model, ids):
+def cope_positions(model, ids, dropout=None):
     """The CoPE positions p_ij (causal entries) of every recursion step, recomputed from the q and
-    k in the forward caches (step cache -> attention cache -> CoPE cache)."""
-    _, (_, _, rec, _, _) = model.forward(ids)
+    k in the forward caches (step cache -> attention cache -> CoPE cache); dropout: a `Dropout`
+    for the forward pass, or None."""
+    _, (_, _, rec, _, _) = model.forward(ids, dropout=dropout)
     step_caches = [step.block for step in rec.steps] if model.config.adaptive_depth else rec
     out = []
     for step in step_caches:

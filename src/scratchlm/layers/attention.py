@@ -17,7 +17,8 @@ this is ordinary self-attention, with Tq < Tk it serves decoding with a key/valu
 (`attention_forward(..., kv=cache)`: the new keys and values are written into the cache and the
 queries attend to everything cached). An optional boolean `hide` mask removes further keys (rows of
 a cache that hold fewer tokens than others); right padding needs none: causality already keeps real
-tokens from seeing the padding after them. Not handled here: dropout, attention biases.
+tokens from seeing the padding after them. Training may drop attention weights (layers/dropout.py):
+o = (a * mask) @ v, the mask a constant of the backward pass. Not handled here: attention biases.
 """
 
 from typing import NamedTuple
@@ -25,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import sigmoid
+from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
 
 
@@ -49,6 +51,7 @@ class CopeCache(NamedTuple):
     z_diff: np.ndarray  # (B, H, Tq, Tk) z_i[ceil p] - z_i[floor p]
     idx: np.ndarray  # (B, H, Tq, Tk) flat index of z_i[floor p_ij]
     tri: np.ndarray  # (Tk, Tk) tri[t, j] = [t >= j]
+    drop: np.ndarray | None  # (B, H, Tq, Tk) dropout mask of the attention weights, or None
 
 
 def _rows(x, m):
@@ -56,11 +59,12 @@ def _rows(x, m):
     return (x.reshape(-1, x.shape[-1]) @ m).reshape(*x.shape[:-1], m.shape[1])
 
 
-def cope_attention_forward(q, k, v, cope, hide=None):
+def cope_attention_forward(q, k, v, cope, hide=None, dropout=None):
     """q (B, H, Tq, dh), k and v (B, H, Tk, dh), cope (H, P, dh) -> o (B, H, Tq, dh).
 
     hide: None, or booleans broadcastable to (B, H, Tq, Tk), True where a query must not see a key
     even though it is in the past. Every query must still see at least one key.
+    dropout: None, or a `Dropout` for the attention weights (training).
     """
     B, H, Tq, dh = q.shape
     Tk, P = k.shape[2], cope.shape[1]
@@ -95,13 +99,15 @@ def cope_attention_forward(q, k, v, cope, hide=None):
     logits -= logits.max(axis=-1, keepdims=True)
     a = np.exp(logits, out=logits)  # (B, H, Tq, Tk)
     a /= _rows(a, np.ones((Tk, 1), dtype=dtype))
-    o = a @ v  # (B, H, Tq, dh)
+    a_used, drop = dropout_forward(a, dropout)  # dropout: a * mask; otherwise a itself
+    o = a_used @ v  # (B, H, Tq, dh)
     gate_slope = g
     gate_slope *= 1.0 - g  # sigmoid'(s), 0 off the causal part
-    return o, CopeCache(q, k, v, cope, a, gate_slope, w, z_diff, idx, tri)
+    return o, CopeCache(q, k, v, cope, a, gate_slope, w, z_diff, idx, tri, drop)
 
 
-# Backward, with l = s + e the attention logits:
+# Backward, with l = s + e the attention logits (with dropout, o = (a * mask) v: the mask multiplies
+# into dv = (a * mask)^T do and da = (do v^T) * mask):
 #   dl = a * (da - sum_j da_ij a_ij)                  softmax
 #   e = z_i[floor] + w (z_i[floor+1] - z_i[floor])  =>  dz_i[floor] += dl, dz_up_i[floor] += w dl,
 #                                                      dp_ij = dl_ij (z_i[ceil] - z_i[floor])
@@ -109,11 +115,11 @@ def cope_attention_forward(q, k, v, cope, hide=None):
 #   ds = dl + dg * sigmoid'(s)
 #   dq = ds k / sqrt(dh) + dz cope,  dk = ds^T q / sqrt(dh),  dcope = sum_batch dz^T q
 def cope_attention_backward(do, cache):
-    q, k, v, cope, a, gate_slope, w, z_diff, idx, tri = cache
+    q, k, v, cope, a, gate_slope, w, z_diff, idx, tri, drop = cache
     B, H, Tq, dh = q.shape
     P = cope.shape[1]
-    da = do @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk)
-    dv = a.swapaxes(-1, -2) @ do  # (B, H, Tk, dh)
+    da = dropout_backward(do @ v.swapaxes(-1, -2), drop)  # (B, H, Tq, Tk)
+    dv = (a if drop is None else a * drop).swapaxes(-1, -2) @ do  # (B, H, Tk, dh)
     dl = da
     dl -= _rows(da * a, np.ones((da.shape[-1], 1), dtype=da.dtype))
     dl *= a  # (B, H, Tq, Tk), zero on masked keys
@@ -146,17 +152,18 @@ def project_qkv(u, w_qkv, n_heads):
     return q, k, v, cache_qkv
 
 
-def attention_forward(u, w_qkv, wo, cope, kv=None, step=0):
+def attention_forward(u, w_qkv, wo, cope, kv=None, step=0, dropout=None):
     """u (B, T, d), w_qkv = [wq | wk | wv] (d, 3d), wo (d, d), cope (H, P, dh) -> y (B, T, d).
 
     kv: None (training: the T tokens attend to each other), or a `KVCache` whose recursion step
     `step` receives these tokens' keys and values and supplies every cached one to attend to.
+    dropout: None, or a `Dropout` for the attention weights (training).
     """
     q, k, v, cache_qkv = project_qkv(u, w_qkv, cope.shape[0])  # (B, H, T, dh) each
     hide = None
     if kv is not None:
         k, v, hide = kv.update(step, k, v)  # (B, H, Tk, dh): the cached keys and the new ones
-    o, cache_att = cope_attention_forward(q, k, v, cope, hide)
+    o, cache_att = cope_attention_forward(q, k, v, cope, hide, dropout)
     y, cache_o = linear_forward(merge_heads(o), wo)  # (B, T, d)
     return y, (cache_qkv, cache_att, cache_o)
 
