@@ -184,7 +184,12 @@ def test_chat_through_a_terminal(model, model_file):
     second = "".join(mirror.reply("Why is the sky blue?"))
     mirror.command("/reset")
     third = "".join(mirror.reply("What causes rain?"))
-    assert first and second and third
+    # A question in the user's own words, then a follow-up that only the history explains.
+    mirror.command("/temperature 0")
+    paraphrase = "".join(mirror.reply("so what makes it rain"))
+    follow_up = "".join(mirror.reply("Why?"))
+    assert mirror.history  # on since the second question: the follow-up sees every turn
+    assert first and second and third and paraphrase and follow_up
 
     child = pexpect.spawn(
         sys.executable,
@@ -216,6 +221,11 @@ def test_chat_through_a_terminal(model, model_file):
         child.sendline("/reset")
         child.expect_exact("(conversation forgotten)")
         assert ask("What causes rain?") == third
+        child.expect_exact("User: ")
+        child.sendline("/temperature 0")
+        child.expect_exact("temperature=0.0")
+        assert ask("so what makes it rain") == paraphrase
+        assert ask("Why?") == follow_up
         child.expect_exact("User: ")
         send_long_line(child, "x" * 10_001)
         child.expect_exact("error: your message has 10,001 characters; the limit is 10,000")

@@ -13,7 +13,7 @@ from .examples import Batch, ExampleBatcher
 from .generate import generate_batch
 from .sampling import Sampling
 
-ANSWER_TOKENS = 40  # the longest answer generated (the bundled ones have at most 30 words)
+ANSWER_TOKENS = 40  # the longest answer generated (the bundled ones have at most 28 tokens)
 ANSWER_BATCH = 64  # prompts decoded together: one forward pass per new token for all of them
 
 
@@ -44,6 +44,11 @@ def answers(model, prompts: list[str]) -> list[str]:
     return [tok.decode(t).strip() for t in out]
 
 
+def as_decoded(tokenizer, reference: str) -> str:
+    """The reference as the model would write it: through the tokenizer and back."""
+    return tokenizer.decode(tokenizer.encode(reference)).strip()
+
+
 def same_answer(got: str, expected: str) -> bool:
     """Equal up to spacing and a missing final full stop."""
     norm = lambda s: " ".join(s.split()).removesuffix(".").rstrip()  # noqa: E731
@@ -52,18 +57,19 @@ def same_answer(got: str, expected: str) -> bool:
 
 def exact_answer_score(model, examples: list[str]) -> tuple[float, list[tuple[str, str, str]]]:
     """-> (fraction answered exactly, the misses as (prompt, expected, got))."""
-    tok, misses = model.tokenizer, []
+    misses = []
     prompts, references = zip(*map(split_answer, examples), strict=True)
     for prompt, reference, got in zip(
         prompts, references, answers(model, list(prompts)), strict=True
     ):
-        expected = tok.decode(tok.encode(reference)).strip()
+        expected = as_decoded(model.tokenizer, reference)
         if not same_answer(got, expected):
             misses.append((prompt, expected, got))
-    return 1.0 - len(misses) / len(examples), misses
+    return (len(examples) - len(misses)) / len(examples), misses
 
 
 def examples_loss(model, examples: list[str], batch_size: int = 32) -> float:
+    """The mean loss over every token of the examples (the loss training reports)."""
     tok = model.tokenizer
     batcher = ExampleBatcher(
         [tok.encode(t) for t in examples], batch_size, model.config.max_seq_len, pad_id=tok.pad_id

@@ -7,7 +7,8 @@ Two ways to feed the model, one update rule:
   `TokenCorpus`.
 
 Every update: accumulate gradients over `accum` micro-batches (weighted by their counted tokens, so
-the result equals one big batch), refuse non-finite or anomalous gradients (skip the update with a
+the result equals one big batch; with `dropout` > 0 each micro-batch draws its masks from a
+generator seeded by (seed, update, micro-batch), so a resumed run draws the same ones), refuse non-finite or anomalous gradients (skip the update with a
 warning; `max_bad_steps` in a row raise `TrainingDivergedError`), clip the global gradient norm, take
 an AdamW step at the scheduled learning rate. A non-finite or exploding loss stops training at once.
 
@@ -15,6 +16,10 @@ Both entry points take a `RunOptions`, start fresh or `resume` from a checkpoint
 is the one an uninterrupted run would take: same batches, same optimizer moments, same schedule),
 write a checkpoint next to the output (`<name>.ckpt.safetensors`, atomically) and `finish` the same
 way: the model file, the metrics file (`<name>.metrics.jsonl`) and the loss plot.
+
+A held-out chat file (`RunOptions.val`) is read for evaluation only, never for training: the chat
+phase records its loss and exact-answer score per epoch (`val_loss`, `val_exact`), and the run ends
+by printing the exact-answer scores on the chat set and on the held-out file.
 """
 
 import logging
@@ -33,8 +38,9 @@ from .checks import is_int
 from .config import ModelConfig
 from .corpus import TokenCorpus, read_corpus
 from .errors import ConfigError, TrainingDivergedError
-from .evaluate import answer, exact_answer_score, mean_loss
+from .evaluate import answer, exact_answer_score, examples_loss, mean_loss
 from .examples import Batch, ExampleBatcher, assistant_loss_start, load_examples
+from .layers.dropout import Dropout
 from .log import log_metrics
 from .model import Model
 from .modelfile import load_checkpoint, save_checkpoint
@@ -61,6 +67,7 @@ CORPUS_MODEL = {
 }
 CORPUS_TRAIN = {"steps": 1400, "batch_size": 16, "lr": 4e-3}
 SAMPLE_TOKENS = 200
+VAL_SCORED = 100  # held-out examples whose answers are scored after every epoch
 
 
 @dataclass
@@ -72,6 +79,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
     warmup: float = 0.05  # fraction of all updates spent warming up linearly
     weight_decay: float = 0.0
+    dropout: float = 0.0  # training-only dropout rate (layers/dropout.py); 0: none
     grad_clip: float = 1.0  # global gradient-norm limit (0: no clipping)
     accum: int = 1  # micro-batches per update
     max_grad: float = 1000.0  # an update with max |g| above this is skipped as anomalous
@@ -93,6 +101,8 @@ class TrainConfig:
                 )
         if not 0 <= self.warmup < 1 or not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("warmup must be in [0, 1) and min_lr_ratio in [0, 1]")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"training option dropout must be in [0, 1), got {self.dropout}")
 
 
 class MetricsLog:
@@ -128,9 +138,9 @@ class Trainer:
         """One optimizer update from `micro_batches`; None if it was skipped as anomalous."""
         counts = [float(b.mask.sum()) for b in micro_batches]
         total, loss, depth = None, 0.0, []
-        for batch, count in zip(micro_batches, counts, strict=True):
+        for i, (batch, count) in enumerate(zip(micro_batches, counts, strict=True)):
             part, grads, stats = self.model.loss_and_grads(
-                batch.inputs, batch.targets, batch.mask, return_stats=True
+                batch.inputs, batch.targets, batch.mask, return_stats=True, dropout=self._dropout(i)
             )
             weight = count / sum(counts)
             total = accumulate(total, grads, weight)
@@ -148,6 +158,13 @@ class Trainer:
         self.step += 1
         self.last_lr = lr
         return {"loss": loss, "grad_norm": norm, "tokens": sum(counts), "depth": depth}
+
+    def _dropout(self, micro_batch: int) -> Dropout | None:
+        """The dropout of one micro-batch of the coming update; None when the rate is 0."""
+        if not self.tc.dropout:
+            return None
+        seed = (self.tc.seed, self.step, micro_batch)
+        return Dropout(self.tc.dropout, np.random.default_rng(seed))
 
     def _check_loss(self, loss: float):
         if not math.isfinite(loss):
@@ -190,12 +207,13 @@ class Trainer:
         self,
         phase: str,
         batcher: ExampleBatcher,
-        val: ExampleBatcher | None = None,
+        validate: Callable[[], dict] | None = None,
         checkpoint: Path | None = None,
         start_epoch: int = 0,
         on_epoch: Callable[[int, dict], None] | None = None,
     ) -> list[dict]:
-        """Train `tc.epochs` epochs (from `start_epoch` when resuming); one log line per epoch."""
+        """Train `tc.epochs` epochs (from `start_epoch` when resuming); one log line per epoch.
+        validate: held-out figures to add to each epoch's line (e.g. `val_loss`)."""
         tc = self.tc
         updates_per_epoch = -(-len(batcher) // tc.accum)
         total = tc.epochs * updates_per_epoch
@@ -210,9 +228,8 @@ class Trainer:
             row = self._summary(
                 phase, epoch + 1, [r for r in results if r], time.perf_counter() - t0
             )
-            if val is not None:
-                row["val_loss"] = mean_loss(self.model, val.batches(0))
-                row["val_ppl"] = math.exp(min(row["val_loss"], 50.0))
+            if validate is not None:
+                row.update(validate())
             self._report(row)
             rows.append(row)
             if checkpoint is not None:
@@ -339,6 +356,7 @@ class RunOptions:
     resume: Path | None = None  # a checkpoint to continue from
     # example sets
     phases: list[Phase] = field(default_factory=list)
+    val: Path | None = None  # held-out chat examples: scored, never trained on
     question: str = DEMO_QUESTION  # asked before and after training
     # corpora
     corpus: Path | None = None
@@ -357,6 +375,7 @@ def demo_options(output: Path = Path("out/model.safetensors"), seed: int = 0) ->
             Phase("pretrain", [BUNDLED_DATA / "pretrain.json"], pre),
             Phase("chat", [BUNDLED_DATA / "chat.json"], chat),
         ],
+        val=BUNDLED_DATA / "chat_val.json",
         output=output,
         seed=seed,
     )
@@ -398,6 +417,7 @@ def train_examples(opts: RunOptions) -> Model:
     """The seed's job: build the vocabulary, show the answer to a question, pre-train on facts,
     instruction-tune on chat, show the answer again, save the model."""
     texts = {p.name: [t for f in p.files for t in load_examples(f)] for p in opts.phases}
+    val = load_examples(opts.val) if opts.val is not None else None
     opts.output.parent.mkdir(parents=True, exist_ok=True)
     everything = lambda: [t for phase in texts.values() for t in phase]  # noqa: E731
     model, opt_state, state = _new_or_resumed(opts, everything, "word", {})
@@ -421,14 +441,34 @@ def train_examples(opts: RunOptions) -> Model:
         batcher = _batcher(model, texts[phase.name], phase, opts.seed)
         print(f"{phase.name}: {len(texts[phase.name])} examples, {phase.train.epochs} epochs")
         trainer.fit_examples(
-            phase.name, batcher, checkpoint=checkpoint_path(opts.output), start_epoch=start_epoch
+            phase.name,
+            batcher,
+            validate=held_out_scores(model, val) if val and phase.name == "chat" else None,
+            checkpoint=checkpoint_path(opts.output),
+            start_epoch=start_epoch,
         )
     print(f"after training: {opts.question!r} -> {answer(model, question)!r}")
-    if texts.get("chat"):
-        score, _ = exact_answer_score(model, texts["chat"])
-        print(f"exact answers on the chat set: {score:.1%}")
+    for name, examples in (("the chat set", texts.get("chat")), (opts.val, val)):
+        if examples:
+            score, _ = exact_answer_score(model, examples)
+            print(f"exact answers on {name}: {score:.1%}")
     _finish(model, opts, metrics, "scratchlm run")
     return model
+
+
+def held_out_scores(model, examples: list[str], scored: int = VAL_SCORED) -> Callable[[], dict]:
+    """-> a function giving the model's loss on the held-out `examples` and its exact-answer score
+    on a fixed sample of `scored` of them (generating every answer each epoch would cost more
+    than the epoch itself; the end of the run scores them all)."""
+    sample = examples[:: max(1, len(examples) // scored)][:scored]
+
+    def scores() -> dict:
+        return {
+            "val_loss": examples_loss(model, examples),
+            "val_exact": exact_answer_score(model, sample)[0],
+        }
+
+    return scores
 
 
 def _batcher(model, texts, phase: Phase, seed: int) -> ExampleBatcher:
