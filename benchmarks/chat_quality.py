@@ -8,6 +8,9 @@ One line per seed, then their mean:
 
     seed=0 train_exact=0.9868 val_exact=0.7533 val_loss=0.6012 train_s=141.2 cpu_s=150.3
 
+val_loss is counted as the demo's chat phase counts its training loss (on the answers alone when
+it trains on them alone).
+
 train_s is the wall time of the whole `train_examples` call (pre-training, instruction tuning, the
 per-epoch held-out figures and the final scores, as `make demo`), cpu_s the CPU time of this
 process during it (more than train_s when BLAS runs several threads).
@@ -50,7 +53,7 @@ def run(seed: int, out_dir: Path) -> dict:
     return {
         "train_exact": exact_answer_score(model, chat)[0],
         "val_exact": exact_answer_score(model, val)[0],
-        "val_loss": examples_loss(model, val),
+        "val_loss": examples_loss(model, val, opts.phases[-1].assistant_only),
         "train_s": wall,
         "cpu_s": cpu,
         **history_scores(model, [turns(t) for t in val]),

@@ -9,7 +9,7 @@ tokenizer first, so the tokenizer's spacing conventions cannot make a difference
 from collections.abc import Iterable
 
 from .chat_format import split_answer
-from .examples import Batch, ExampleBatcher
+from .examples import Batch, text_batcher
 from .generate import generate_batch
 from .sampling import Sampling
 
@@ -68,10 +68,10 @@ def exact_answer_score(model, examples: list[str]) -> tuple[float, list[tuple[st
     return (len(examples) - len(misses)) / len(examples), misses
 
 
-def examples_loss(model, examples: list[str], batch_size: int = 32) -> float:
-    """The mean loss over every token of the examples (the loss training reports)."""
-    tok = model.tokenizer
-    batcher = ExampleBatcher(
-        [tok.encode(t) for t in examples], batch_size, model.config.max_seq_len, pad_id=tok.pad_id
+def examples_loss(model, examples: list[str], answers_only: bool = False) -> float:
+    """The mean loss over every token of the examples, or over their answers only (what follows
+    the first "Assistant:")."""
+    batcher = text_batcher(
+        model.tokenizer, examples, 32, model.config.max_seq_len, answers_only=answers_only
     )
     return mean_loss(model, batcher.batches(0))

@@ -293,6 +293,27 @@ class ExampleBatcher:
         return Batch(inputs, np.ascontiguousarray(tokens[:, 1:]), counted.astype(np.float32))
 
 
+def text_batcher(
+    tokenizer: Tokenizer,
+    texts: Sequence[str],
+    batch_size: int,
+    max_seq_len: int,
+    seed: int = 0,
+    answers_only: bool = False,
+) -> ExampleBatcher:
+    """An `ExampleBatcher` of example texts; answers_only counts the loss on what follows the
+    first "Assistant:" only (`assistant_loss_start`), as chat training may."""
+    starts = [assistant_loss_start(tokenizer, t) for t in texts] if answers_only else None
+    return ExampleBatcher(
+        [tokenizer.encode(t) for t in texts],
+        batch_size,
+        max_seq_len,
+        seed=seed,
+        pad_id=tokenizer.pad_id,
+        loss_start=starts,
+    )
+
+
 def assistant_loss_start(
     tokenizer: Tokenizer, text: str, marker: str = chat_format.ASSISTANT
 ) -> int:

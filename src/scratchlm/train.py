@@ -18,8 +18,9 @@ write a checkpoint next to the output (`<name>.ckpt.safetensors`, atomically) an
 way: the model file, the metrics file (`<name>.metrics.jsonl`) and the loss plot.
 
 A held-out chat file (`RunOptions.val`) is read for evaluation only, never for training: the chat
-phase records its loss and exact-answer score per epoch (`val_loss`, `val_exact`), and the run ends
-by printing the exact-answer scores on the chat set and on the held-out file.
+phase records the loss and exact-answer score of a fixed sample of it per epoch (`val_loss`,
+`val_exact`), and the run ends by printing the exact-answer scores on the whole chat set and the
+whole held-out file.
 """
 
 import logging
@@ -39,7 +40,7 @@ from .config import ModelConfig
 from .corpus import TokenCorpus, read_corpus
 from .errors import ConfigError, TrainingDivergedError
 from .evaluate import answer, exact_answer_score, examples_loss, mean_loss
-from .examples import Batch, ExampleBatcher, assistant_loss_start, load_examples
+from .examples import Batch, ExampleBatcher, load_examples, text_batcher
 from .layers.dropout import Dropout
 from .log import log_metrics
 from .model import Model
@@ -438,12 +439,20 @@ def train_examples(opts: RunOptions) -> Model:
         trainer = Trainer(model, replace(phase.train, seed=opts.seed), metrics)
         if resuming:
             trainer.resume(opt_state, state)
-        batcher = _batcher(model, texts[phase.name], phase, opts.seed)
+        batcher = text_batcher(
+            model.tokenizer,
+            texts[phase.name],
+            phase.train.batch_size,
+            model.config.max_seq_len,
+            opts.seed,
+            phase.assistant_only,
+        )
         print(f"{phase.name}: {len(texts[phase.name])} examples, {phase.train.epochs} epochs")
+        held_out = val and phase.name == "chat"  # the phase the held-out file is for
         trainer.fit_examples(
             phase.name,
             batcher,
-            validate=held_out_scores(model, val) if val and phase.name == "chat" else None,
+            validate=held_out_scores(model, val, phase.assistant_only) if held_out else None,
             checkpoint=checkpoint_path(opts.output),
             start_epoch=start_epoch,
         )
@@ -456,32 +465,22 @@ def train_examples(opts: RunOptions) -> Model:
     return model
 
 
-def held_out_scores(model, examples: list[str], scored: int = VAL_SCORED) -> Callable[[], dict]:
-    """-> a function giving the model's loss on the held-out `examples` and its exact-answer score
-    on a fixed sample of `scored` of them (generating every answer each epoch would cost more
-    than the epoch itself; the end of the run scores them all)."""
+def held_out_scores(
+    model, examples: list[str], answers_only: bool, scored: int = VAL_SCORED
+) -> Callable[[], dict]:
+    """-> a function giving the model's loss (counted as in training: on the answers only, or on
+    every token) and exact-answer score on a fixed sample of `scored` held-out `examples`, spread
+    over the file (scoring them all after every epoch would cost a large part of the demo's time;
+    the end of the run scores them all)."""
     sample = examples[:: max(1, len(examples) // scored)][:scored]
 
     def scores() -> dict:
         return {
-            "val_loss": examples_loss(model, examples),
+            "val_loss": examples_loss(model, sample, answers_only),
             "val_exact": exact_answer_score(model, sample)[0],
         }
 
     return scores
-
-
-def _batcher(model, texts, phase: Phase, seed: int) -> ExampleBatcher:
-    tok = model.tokenizer
-    starts = [assistant_loss_start(tok, t) for t in texts] if phase.assistant_only else None
-    return ExampleBatcher(
-        [tok.encode(t) for t in texts],
-        phase.train.batch_size,
-        model.config.max_seq_len,
-        seed=seed,
-        pad_id=tok.pad_id,
-        loss_start=starts,
-    )
 
 
 def train_corpus(opts: RunOptions) -> Model:
