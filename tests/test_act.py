@@ -5,7 +5,7 @@ generation against the full forward pass."""
 
 import numpy as np
 import pytest
-from gradcheck import assert_grads_close
+from gradcheck import assert_grads_close, fixed_dropout
 from test_model import TINY, cope_positions, perturbed_model, positions_clear
 
 import scratchlm.act
@@ -70,15 +70,25 @@ def mixed_depths_model(ids, cfg=ACT, margin=1e-3, new_dropout=no_dropout):
 IDS = np.random.default_rng(0).integers(0, 11, (2, 7))
 
 
-@pytest.mark.parametrize("learned_pos", [True, False], ids=["pos", "no-pos"])
-def test_whole_model_gradients(learned_pos):
+@pytest.mark.parametrize(
+    ("learned_pos", "dropout"),
+    [(True, 0.0), (False, 0.0), (True, 0.3)],
+    ids=["pos", "no-pos", "pos-dropout"],
+)
+def test_whole_model_gradients(learned_pos, dropout):
+    """With dropout, under fixed masks (gradcheck.fixed_dropout)."""
     cfg = ModelConfig(**{**ACT.to_dict(), "learned_pos": learned_pos})
     targets = np.random.default_rng(1).integers(0, 11, (2, 7))
-    model = mixed_depths_model(IDS, cfg)
-    loss, grads = model.loss_and_grads(IDS, targets, MASK)
+    model = mixed_depths_model(IDS, cfg, new_dropout=lambda: fixed_dropout(dropout))
+
+    def loss_and_grads():
+        return model.loss_and_grads(IDS, targets, MASK, dropout=fixed_dropout(dropout))
+
+    loss, grads = loss_and_grads()
     assert set(grads) == set(model.params)
     assert {"block.halt.w", "block.halt.b"} <= set(grads)
-    assert_grads_close(lambda: model.loss(IDS, targets, MASK), model.params, grads)
+    assert (loss == model.loss(IDS, targets, MASK)) == (not dropout)  # the masks matter
+    assert_grads_close(lambda: loss_and_grads()[0], model.params, grads)
 
 
 def test_ponder_gradient_alone():
