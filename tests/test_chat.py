@@ -14,6 +14,7 @@ import pytest
 from scratchlm import Model, ModelConfig
 from scratchlm.chat import ChatSession, TextStream
 from scratchlm.chat_format import prompt as render
+from scratchlm.chat_format import turns
 from scratchlm.errors import InputError
 from scratchlm.sampling import Sampling
 from scratchlm.tokenizers import BPETokenizer, WordTokenizer
@@ -74,6 +75,13 @@ def test_template_matches_the_training_data():
     assert render([("Hi", "Hello.")], "Why?") == "User: Hi Assistant: Hello. User: Why? Assistant:"
     q, a = CHAT_DATA[0].removesuffix(" </s>").split(" Assistant: ")
     assert render([], q.removeprefix("User: ")) + " " + a + " </s>" == CHAT_DATA[0]
+
+
+def test_turns_read_back_what_the_template_wrote():
+    conv = [("Hi", "Hello."), ("And Japan?", "Tokyo is the capital of Japan.")]
+    text = render(conv[:1], conv[1][0]) + " " + conv[1][1] + " </s>"
+    assert turns(text) == conv
+    assert turns("User: Why? Assistant:") == [("Why?", "")]
 
 
 def test_reply_is_the_greedy_generation_and_joins_the_conversation(model):
