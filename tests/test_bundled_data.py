@@ -186,3 +186,12 @@ def test_held_out_words_are_known_to_the_tokenizer(held_out, tokenizer):
     ids = [i for conv in held_out for q, _ in conv for i in tokenizer.encode(q)]
     unknown = sum(1 for i in ids if i == UNK_ID)
     assert unknown / len(ids) < MAX_UNK_SHARE
+
+
+def test_some_conversations_change_the_subject(train):
+    """A follow-up that is a question also asked alone, with the same answer: trained on these, a
+    model answers a new question after earlier turns as it would alone, so the chat can keep its
+    history on (chat.py)."""
+    alone = {norm(conv[0][0]): conv[0][1] for conv in train if len(conv) == 1}
+    switches = [c for c in train if len(c) > 1 and alone.get(norm(c[1][0])) == c[1][1]]
+    assert len(switches) >= 100
