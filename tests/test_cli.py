@@ -110,7 +110,7 @@ def test_train_info_eval_round_trip(tmp_path, capsys):
     argv = ["train", "--pretrain", pre, "--chat", ch, "--config", cfg, "--epochs", "2"]
     argv += ["--val", ch, "--dropout", "0.1"]
     assert main([*argv, "--chat-epochs", "2", "--output", out]) == 0
-    assert f"exact answers on {ch}: " in capsys.readouterr().out
+    assert "exact answers on the held-out c.json: " in capsys.readouterr().out
     assert main(["info", out]) == 0
     text = capsys.readouterr().out
     assert "depth: fixed, 1 steps" in text and "sha256: " in text

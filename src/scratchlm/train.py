@@ -462,7 +462,8 @@ def train_examples(opts: RunOptions) -> Model:
             start_epoch=start_epoch,
         )
     print(f"after training: {opts.question!r} -> {answer(model, question)!r}")
-    for name, examples in (("the chat set", texts.get("chat")), (opts.val, val)):
+    held_out_name = f"the held-out {opts.val.name}" if opts.val else ""
+    for name, examples in (("the chat set", texts.get("chat")), (held_out_name, val)):
         if examples:
             score, _ = exact_answer_score(model, examples)
             print(f"exact answers on {name}: {score:.1%}")
