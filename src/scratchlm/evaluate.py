@@ -69,8 +69,8 @@ def exact_answer_score(model, examples: list[str]) -> tuple[float, list[tuple[st
 
 
 def examples_loss(model, examples: list[str], answers_only: bool = False) -> float:
-    """The mean loss over every token of the examples, or over their answers only (what follows
-    the first "Assistant:")."""
+    """The mean loss over every token of the examples, or over the assistant's words only
+    (examples.assistant_tokens), as chat training counts it with --assistant-only."""
     batcher = text_batcher(
         model.tokenizer, examples, 32, model.config.max_seq_len, answers_only=answers_only
     )

@@ -78,10 +78,8 @@ class Model:
         positions = None if kv is None else kv.extend(ids.shape[1])  # (B, T) slots in the cache
         h, cache_emb = embedding_forward(ids, w["tok_emb"], w.get("pos_emb"), positions)
         h, drop_emb = dropout_forward(h, dropout)  # (B, T, d)
-        if cfg.adaptive_depth:
-            h, cache_rec = act_forward(
-                h, w, cfg, kv, dropout
-            )  # h: the mixture of the steps' states
+        if cfg.adaptive_depth:  # h: the mixture of the steps' states
+            h, cache_rec = act_forward(h, w, cfg, kv, dropout)
         else:
             h, cache_rec = recursive_forward(h, w, cfg.depth, kv, dropout)
         u, cache_nf = dyt_forward(h, *(w[name] for name in NORM_F))
