@@ -2,6 +2,15 @@
 
 import numpy as np
 
+from scratchlm.layers.dropout import Dropout
+
+
+def fixed_dropout(rate=0.3, seed=7):
+    """A Dropout that draws the same masks every time it is made (0: none). The forward pass draws
+    its masks in the same order on every call, so a fresh one per evaluation makes the masks
+    constants: the finite differences and the backward pass then see one and the same function."""
+    return Dropout(rate, seed) if rate else None
+
 
 def numerical_grad(f, x, eps=1e-5):
     """d f() / d x by central differences, perturbing the array `x` in place (and restoring it)."""

@@ -35,7 +35,8 @@ def examples(n=21, seed=0):
         for a, k in zip(rng.integers(0, 10, n), rng.integers(3, 12, n), strict=True)
     ]
     starts = [int(rng.integers(0, len(s) - 1)) for s in seqs]
-    return ExampleBatcher(seqs, batch_size=7, max_seq_len=12, seed=seed, loss_start=starts)
+    counted = [[i > start for i in range(len(s))] for s, start in zip(seqs, starts, strict=True)]
+    return ExampleBatcher(seqs, batch_size=7, max_seq_len=12, seed=seed, counted=counted)
 
 
 class Windows:
@@ -67,21 +68,32 @@ def poison_second_call(model):
 def train_case(case: str, threads: int = 1, poison: bool = False) -> Trainer:
     """One float64 training run of `case` (see RUNS); k updates on the same global batches
     whatever the number of processes and threads."""
-    source, config = case.split("-")
+    source, config, *more = case.split("-")
     cfg = ModelConfig(**(FIXED if config == "fixed" else ADAPTIVE))
+    dropout = 0.3 if more == ["dropout"] else 0.0  # masks drawn per row: the same on any shards
     model = Model(cfg, seed=1, dtype="float64")
     if poison:
         poison_second_call(model)
     if source == "examples":  # 3 batches a epoch, 2 micro-batches an update, 2 epochs
-        trainer = Trainer(model, TrainConfig(epochs=2, accum=2, lr=1e-2), threads=threads)
+        trainer = Trainer(
+            model, TrainConfig(epochs=2, accum=2, lr=1e-2, dropout=dropout), threads=threads
+        )
         trainer.fit_examples("pre", examples())
     else:
-        trainer = Trainer(model, TrainConfig(steps=4, batch_size=6, lr=1e-2), threads=threads)
+        trainer = Trainer(
+            model, TrainConfig(steps=4, batch_size=6, lr=1e-2, dropout=dropout), threads=threads
+        )
         trainer.fit_corpus(Windows(), 10, np.random.default_rng(0), eval_every=2, eval_batches=1)
     return trainer
 
 
-RUNS = ["corpus-fixed", "corpus-adaptive", "examples-fixed", "examples-adaptive"]
+RUNS = [
+    "corpus-fixed",
+    "corpus-adaptive",
+    "examples-fixed",
+    "examples-adaptive",
+    "examples-adaptive-dropout",
+]
 
 
 def runs(out: Path):

@@ -5,7 +5,7 @@ generation against the full forward pass."""
 
 import numpy as np
 import pytest
-from gradcheck import assert_grads_close
+from gradcheck import assert_grads_close, fixed_dropout
 from test_model import TINY, cope_positions, perturbed_model, positions_clear
 
 import scratchlm.act
@@ -31,14 +31,19 @@ def act_model(cfg, seed, bias):
     return model
 
 
-def act_cache(model, ids):
-    return model.forward(ids)[1][2]
+def act_cache(model, ids, dropout=None):
+    return model.forward(ids, dropout=dropout)[1][2]
 
 
-def halting_gap(model, ids):
+def no_dropout():
+    return None
+
+
+def halting_gap(model, ids, new_dropout=no_dropout):
     """The smallest |c_t + p_t - (1 - halt_eps)| over the running tokens of every step where the
-    rule decides (all but the last): how far every halting decision is from flipping."""
-    cfg, cache = model.config, act_cache(model, ids)
+    rule decides (all but the last): how far every halting decision is from flipping.
+    new_dropout() gives the forward pass its `Dropout` (or None)."""
+    cfg, cache = model.config, act_cache(model, ids, new_dropout())
     c, gaps = np.zeros(ids.shape), []
     for step in cache.steps[: cfg.max_depth - 1]:
         gaps.append(np.abs(c + step.prob - (1.0 - cfg.halt_eps))[step.running])
@@ -46,16 +51,17 @@ def halting_gap(model, ids):
     return np.concatenate(gaps).min()
 
 
-def mixed_depths_model(ids, cfg=ACT, margin=1e-3):
+def mixed_depths_model(ids, cfg=ACT, margin=1e-3, new_dropout=no_dropout):
     """A model where tokens halt at >= 3 different steps, no halting decision is within `margin` of
     its threshold and no CoPE position is near an integer or the clamp: finite differences of
-    1e-5 then change no discrete choice, so the analytic gradient must match them."""
+    1e-5 then change no discrete choice, so the analytic gradient must match them. With
+    `new_dropout`, all of this holds under the masks it draws."""
     for seed in range(50):
         model = act_model(cfg, seed, bias=-0.5)
         if (
-            len(np.unique(act_cache(model, ids).N)) >= 3
-            and halting_gap(model, ids) > margin
-            and positions_clear(cope_positions(model, ids), cfg.cope_max_pos)
+            len(np.unique(act_cache(model, ids, new_dropout()).N)) >= 3
+            and halting_gap(model, ids, new_dropout) > margin
+            and positions_clear(cope_positions(model, ids, new_dropout()), cfg.cope_max_pos)
         ):
             return model
     raise AssertionError("no seed meets the gradient-check preconditions")
@@ -64,15 +70,25 @@ def mixed_depths_model(ids, cfg=ACT, margin=1e-3):
 IDS = np.random.default_rng(0).integers(0, 11, (2, 7))
 
 
-@pytest.mark.parametrize("learned_pos", [True, False], ids=["pos", "no-pos"])
-def test_whole_model_gradients(learned_pos):
+@pytest.mark.parametrize(
+    ("learned_pos", "dropout"),
+    [(True, 0.0), (False, 0.0), (True, 0.3)],
+    ids=["pos", "no-pos", "pos-dropout"],
+)
+def test_whole_model_gradients(learned_pos, dropout):
+    """With dropout, under fixed masks (gradcheck.fixed_dropout)."""
     cfg = ModelConfig(**{**ACT.to_dict(), "learned_pos": learned_pos})
     targets = np.random.default_rng(1).integers(0, 11, (2, 7))
-    model = mixed_depths_model(IDS, cfg)
-    loss, grads = model.loss_and_grads(IDS, targets, MASK)
+    model = mixed_depths_model(IDS, cfg, new_dropout=lambda: fixed_dropout(dropout))
+
+    def loss_and_grads():
+        return model.loss_and_grads(IDS, targets, MASK, dropout=fixed_dropout(dropout))
+
+    loss, grads = loss_and_grads()
     assert set(grads) == set(model.params)
     assert {"block.halt.w", "block.halt.b"} <= set(grads)
-    assert_grads_close(lambda: model.loss(IDS, targets, MASK), model.params, grads)
+    assert (loss == model.loss(IDS, targets, MASK)) == (not dropout)  # the masks matter
+    assert_grads_close(lambda: loss_and_grads()[0], model.params, grads)
 
 
 def test_ponder_gradient_alone():
@@ -158,9 +174,9 @@ def test_very_negative_bias_is_fixed_depth_max_depth():
 def count_block_calls(monkeypatch):
     calls = []
 
-    def counted(h, p, s, kv=None):
+    def counted(h, p, s, kv=None, dropout=None):
         calls.append(h.copy())  # the state entering step s
-        return block_step_forward(h, p, s, kv)
+        return block_step_forward(h, p, s, kv, dropout)
 
     monkeypatch.setattr(scratchlm.act, "block_step_forward", counted)
     return calls

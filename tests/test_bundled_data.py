@@ -6,20 +6,19 @@ holds wordings never used in training, so that a score on it measures answering 
 user's own words rather than recalling the training questions.
 """
 
-import re
 import string
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
+from scratchlm import chat_format
 from scratchlm.examples import load_examples
 from scratchlm.tokenizers import WordTokenizer
 from scratchlm.tokenizers.base import UNK_ID
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FILES = ("chat.json", "chat_val.json")
-TURN_RE = re.compile(r"User: (?P<q>.+?) Assistant: (?P<a>.+?)(?= User: |$)")
 OUT_OF_SCOPE = (
     "I'm sorry, I don't know about that. "
     "I only know some facts about science, nature, history and the world."
@@ -35,11 +34,9 @@ def try_parse(text: str) -> list[tuple[str, str]] | None:
     if not text.endswith(" </s>") or text.count("</s>") != 1:
         return None
     body = text.removesuffix(" </s>")
-    turns = [(m["q"], m["a"]) for m in TURN_RE.finditer(body)]
-    if not turns or " ".join(f"User: {q} Assistant: {a}" for q, a in turns) != body:
-        return None
-    parts = [part for turn in turns for part in turn]
-    if any(p != p.strip() or "User:" in p or "Assistant:" in p for p in parts):
+    turns = chat_format.turns(body)
+    messages = [m for q, a in turns for m in (("user", q), ("assistant", a))]
+    if not turns or not all(q and a for q, a in turns) or chat_format.render(messages) != body:
         return None
     return turns
 
@@ -189,3 +186,12 @@ def test_held_out_words_are_known_to_the_tokenizer(held_out, tokenizer):
     ids = [i for conv in held_out for q, _ in conv for i in tokenizer.encode(q)]
     unknown = sum(1 for i in ids if i == UNK_ID)
     assert unknown / len(ids) < MAX_UNK_SHARE
+
+
+def test_some_conversations_change_the_subject(train):
+    """A follow-up that is a question also asked alone, with the same answer: trained on these, a
+    model answers a new question after earlier turns as it would alone, so the chat can keep its
+    history on (chat.py)."""
+    alone = {norm(conv[0][0]): conv[0][1] for conv in train if len(conv) == 1}
+    switches = [c for c in train if len(c) > 1 and alone.get(norm(c[1][0])) == c[1][1]]
+    assert len(switches) >= 100

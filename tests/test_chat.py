@@ -14,6 +14,7 @@ import pytest
 from scratchlm import Model, ModelConfig
 from scratchlm.chat import ChatSession, TextStream
 from scratchlm.chat_format import prompt as render
+from scratchlm.chat_format import turns
 from scratchlm.errors import InputError
 from scratchlm.sampling import Sampling
 from scratchlm.tokenizers import BPETokenizer, WordTokenizer
@@ -76,6 +77,13 @@ def test_template_matches_the_training_data():
     assert render([], q.removeprefix("User: ")) + " " + a + " </s>" == CHAT_DATA[0]
 
 
+def test_turns_read_back_what_the_template_wrote():
+    conv = [("Hi", "Hello."), ("And Japan?", "Tokyo is the capital of Japan.")]
+    text = render(conv[:1], conv[1][0]) + " " + conv[1][1] + " </s>"
+    assert turns(text) == conv
+    assert turns("User: Why? Assistant:") == [("Why?", "")]
+
+
 def test_reply_is_the_greedy_generation_and_joins_the_conversation(model):
     session = ChatSession(model)
     question = "What causes rain?"
@@ -86,7 +94,7 @@ def test_reply_is_the_greedy_generation_and_joins_the_conversation(model):
 
 
 def test_without_history_each_question_stands_alone(model):
-    session = ChatSession(model)
+    session = ChatSession(model, history=False)
     session.turns = [("Hi", "Hello.")]
     assert session.prompt_ids("Why?") == model.tokenizer.encode("User: Why? Assistant:")
     session.command("/history on")
@@ -115,10 +123,12 @@ def test_over_long_and_empty_questions(model):
 
 def test_settings_commands(model):
     session = ChatSession(model)
+    assert session.history  # on by default
     assert session.command("/temperature 0.7") == "temperature=0.7"
     assert session.command("/top_k 40") == "top_k=40"
     assert session.command("/top_p 0.9") == "top_p=0.9"
     assert session.command("/max_tokens 12") == "max_tokens=12"
+    assert session.command("/history off") == "history=off" and not session.history
     assert session.command("/history on") == "history=on"
     assert session.sampling == Sampling(temperature=0.7, top_k=40, top_p=0.9, max_new_tokens=12)
     assert session.history
@@ -180,11 +190,20 @@ def test_chat_through_a_terminal(model, model_file):
     mirror = ChatSession(model, Sampling(seed=3))
     first = "".join(mirror.reply("What causes rain?"))
     mirror.command("/temperature 0.7")
-    mirror.command("/history on")
+    mirror.command("/history off")
     second = "".join(mirror.reply("Why is the sky blue?"))
     mirror.command("/reset")
     third = "".join(mirror.reply("What causes rain?"))
-    assert first and second and third
+    # A question in the user's own words, then a follow-up that only the history explains (short
+    # answers, so that the earlier turn fits the 48-token window next to the new one).
+    mirror.command("/temperature 0")
+    mirror.command("/max_tokens 8")
+    mirror.command("/history on")
+    paraphrase = "".join(mirror.reply("so what makes it rain"))
+    follow_up = "".join(mirror.reply("Why?"))
+    assert first and second and third and paraphrase and follow_up
+    alone = ChatSession(model, Sampling(max_new_tokens=8), history=False)
+    assert follow_up != "".join(alone.reply("Why?"))  # so equal answers prove history was used
 
     child = pexpect.spawn(
         sys.executable,
@@ -209,13 +228,24 @@ def test_chat_through_a_terminal(model, model_file):
         child.sendline("/temperature 0.7")
         child.expect_exact("temperature=0.7")
         child.expect_exact("User: ")
-        child.sendline("/history on")
-        child.expect_exact("history=on")
+        child.sendline("/history off")
+        child.expect_exact("history=off")
         assert ask("Why is the sky blue?") == second
         child.expect_exact("User: ")
         child.sendline("/reset")
         child.expect_exact("(conversation forgotten)")
         assert ask("What causes rain?") == third
+        child.expect_exact("User: ")
+        child.sendline("/temperature 0")
+        child.expect_exact("temperature=0.0")
+        child.expect_exact("User: ")
+        child.sendline("/max_tokens 8")
+        child.expect_exact("max_tokens=8")
+        child.expect_exact("User: ")
+        child.sendline("/history on")
+        child.expect_exact("history=on")
+        assert ask("so what makes it rain") == paraphrase
+        assert ask("Why?") == follow_up
         child.expect_exact("User: ")
         send_long_line(child, "x" * 10_001)
         child.expect_exact("error: your message has 10,001 characters; the limit is 10,000")

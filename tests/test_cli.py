@@ -27,6 +27,14 @@ MISTAKES = {
     "wrong element type": lambda d: ["train", "--chat", write(d / "t.json", '["ok </s>", 3]')],
     "nothing to train on": lambda d: ["train"],
     "corpus and example sets": lambda d: ["train", "--corpus", "a.txt", "--pretrain", "b.json"],
+    "corpus and held-out file": lambda d: ["train", "--corpus", "a.txt", "--val", "b.json"],
+    "dropout of 1": lambda d: [
+        "train",
+        "--pretrain",
+        write(d / "p.json", '["a b </s>"]'),
+        "--dropout",
+        "1",
+    ],
     "bad TOML": lambda d: [
         "train",
         "--pretrain",
@@ -100,7 +108,9 @@ def test_train_info_eval_round_trip(tmp_path, capsys):
     cfg = write(tmp_path / "c.toml", "[model]\nd_model = 16\nn_heads = 2\nd_ff = 16\ndepth = 1\n")
     out = str(tmp_path / "m.json")
     argv = ["train", "--pretrain", pre, "--chat", ch, "--config", cfg, "--epochs", "2"]
+    argv += ["--val", ch, "--dropout", "0.1"]
     assert main([*argv, "--chat-epochs", "2", "--output", out]) == 0
+    assert "exact answers on the held-out c.json: " in capsys.readouterr().out
     assert main(["info", out]) == 0
     text = capsys.readouterr().out
     assert "depth: fixed, 1 steps" in text and "sha256: " in text

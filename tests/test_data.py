@@ -11,7 +11,7 @@ import pytest
 from scratchlm import corpus as data
 from scratchlm.corpus import TokenCorpus, read_corpus
 from scratchlm.errors import DataError, InputError, ScratchLMError
-from scratchlm.examples import ExampleBatcher, assistant_loss_start, load_examples
+from scratchlm.examples import ExampleBatcher, assistant_tokens, load_examples
 from scratchlm.tokenizers import build_tokenizer
 
 
@@ -263,27 +263,46 @@ def test_pad_id_and_bad_examples():
         ExampleBatcher([[4, 2]], 0, 10)
 
 
-def test_loss_start_masks_the_prompt():
+def test_counted_flags_choose_the_targets():
     examples = [[10, 11, 12, 13, 2], [20, 21, 2]]
-    batcher = ExampleBatcher(examples, 2, 10, loss_start=[2, 0])
-    (batch,) = batcher.batches(0)
+    flags = [[0, 0, 0, 1, 1], [1, 1, 1]]
+    (batch,) = ExampleBatcher(examples, 2, 10, counted=flags).batches(0)
     rows = {int(r[0]): m.tolist() for r, m in zip(batch.inputs, batch.mask, strict=True)}
     assert rows[10] == [0, 0, 1, 1]
     assert rows[20] == [1, 1, 0, 0]
-    with pytest.raises(InputError, match="loss_start"):
-        ExampleBatcher(examples, 2, 10, loss_start=[4, 0])
+    with pytest.raises(InputError, match="counted\\[0\\] must have one flag per token"):
+        ExampleBatcher(examples, 2, 10, counted=[[1, 1], [1, 1, 1]])
+    with pytest.raises(InputError, match="count at least one token after the first"):
+        ExampleBatcher(examples, 2, 10, counted=[[1, 0, 0, 0, 0], [1, 1, 1]])
+
+
+def test_truncation_keeps_the_flags_of_the_kept_tokens(caplog):
+    examples = [[10, 11, 12, 13, 14, 2], [20, 21, 2]]
+    flags = [[0, 0, 0, 0, 1, 1], [0, 1, 1]]
+    (batch,) = ExampleBatcher(examples, 2, 3, counted=flags).batches(0)
+    assert "1 of them keep no counted target" in caplog.text
+    rows = {int(r[0]): m.tolist() for r, m in zip(batch.inputs, batch.mask, strict=True)}
+    assert rows[10] == [0, 0, 0] and rows[20] == [1, 1, 0]
+
+
+CONVERSATION = (
+    "User: How do mountains form? Assistant: Plates push land upward. "
+    "User: Why? Assistant: The crust moves slowly. </s>"
+)
 
 
 @pytest.mark.parametrize("kind", ["word", "char", "bpe"])
-def test_assistant_loss_start_counts_only_the_answer(kind):
-    text = "User: How do mountains form? Assistant: Plates push land upward. </s>"
-    tok = build_tokenizer(kind, [text * 5], vocab_size=300 if kind == "bpe" else None)
-    ids = tok.encode(text)
-    start = assistant_loss_start(tok, text)
-    (batch,) = ExampleBatcher([ids], 1, 80, loss_start=[start]).batches(0)
-    counted = batch.targets[0][batch.mask[0] == 1]
-    assert tok.decode(counted).strip() == "Plates push land upward."
-    assert assistant_loss_start(tok, "no marker here") == 0
+def test_assistant_tokens_are_the_answers_and_the_end(kind):
+    tok = build_tokenizer(kind, [CONVERSATION * 5], vocab_size=300 if kind == "bpe" else None)
+    ids = tok.encode(CONVERSATION)
+    flags = assistant_tokens(tok, CONVERSATION)
+    (batch,) = ExampleBatcher([ids], 1, len(ids), counted=[flags]).batches(0)
+    counted = batch.targets[0][batch.mask[0] == 1].tolist()
+    # no question, and no "User:" after the first answer: the answers, then the end
+    answers = " ".join(tok.decode(counted).split())
+    assert answers == "Plates push land upward. The crust moves slowly."
+    assert counted[-1] == tok.eos_id
+    assert assistant_tokens(tok, "no marker here") == [True] * len(tok.encode("no marker here"))
 
 
 # --------------------------------------------------------------------------- token corpora

@@ -5,7 +5,7 @@ Each layer is checked through the scalar L = sum(out * R) with a fixed random R,
 
 import numpy as np
 import pytest
-from gradcheck import assert_grads_close
+from gradcheck import assert_grads_close, fixed_dropout
 
 from scratchlm.layers.attention import (
     QUERY_BLOCK,
@@ -124,20 +124,27 @@ def inputs_with_positions_off_integers(make, P, cache_of):
 
 
 @pytest.mark.parametrize(
-    ("Tq", "Tk", "P"),
-    [(5, 5, 16), (3, 7, 16), (6, 6, 4)],  # self-attention, cached keys, positions clamped at P-1
+    ("Tq", "Tk", "P", "dropout"),
+    # self-attention, cached keys, positions clamped at P-1, attention weights dropped
+    [(5, 5, 16, 0.0), (3, 7, 16, 0.0), (6, 6, 4, 0.0), (6, 6, 8, 0.4)],
 )
-def test_cope_attention(Tq, Tk, P):
+def test_cope_attention(Tq, Tk, P, dropout):
     B, H, dh = 2, 3, 4
 
     def make(rng):
         q, k, v = randn(rng, B, H, Tq, dh), randn(rng, B, H, Tk, dh), randn(rng, B, H, Tk, dh)
         return [q, k, v, randn(rng, H, P, dh)]
 
-    inputs = inputs_with_positions_off_integers(make, P, lambda x: cope_attention_forward(*x)[1])
+    def forward(q, k, v, cope):
+        return cope_attention_forward(q, k, v, cope, dropout=fixed_dropout(dropout))
+
+    inputs = inputs_with_positions_off_integers(make, P, lambda x: forward(*x)[1])
     if P == 4:
         assert (cope_positions(*inputs[:2]) > P - 1).any(), "must exercise the clamp"
-    check_layer(cope_attention_forward, cope_attention_backward, inputs, "qkvc")
+    if dropout:
+        drop, a = forward(*inputs)[1].drop, forward(*inputs)[1].a
+        assert (a[drop == 0] > 0).any(), "must drop real attention weights"
+    check_layer(forward, cope_attention_backward, inputs, "qkvc")
 
 
 @pytest.mark.parametrize("n", [1, SUM_BLOCK - 1, SUM_BLOCK, 3 * SUM_BLOCK + 5])
@@ -189,15 +196,19 @@ def test_blocked_attention_gradients():
     check_layer(blocked_attention_forward, blocked_attention_backward, inputs, "qkvc")
 
 
-def test_attention_layer():
+@pytest.mark.parametrize("dropout", [0.0, 0.4])
+def test_attention_layer(dropout):
     d, H, P = 8, 2, 8
 
     def make(rng):
         w_qkv, wo = randn(rng, 3, d, d, scale=0.7), randn(rng, d, d, scale=0.7)
         return [randn(rng, 2, 5, d), w_qkv, wo, randn(rng, H, P, d // H)]
 
-    inputs = inputs_with_positions_off_integers(make, P, lambda x: attention_forward(*x)[1][1])
-    check_layer(attention_forward, attention_backward, inputs, ["u", "w_qkv", "wo", "cope"])
+    def forward(u, w_qkv, wo, cope):
+        return attention_forward(u, w_qkv, wo, cope, dropout=fixed_dropout(dropout))
+
+    inputs = inputs_with_positions_off_integers(make, P, lambda x: forward(*x)[1][1])
+    check_layer(forward, attention_backward, inputs, ["u", "w_qkv", "wo", "cope"])
 
 
 def test_attention_is_causal_and_clamps_positions():

@@ -3,7 +3,7 @@ forward pass (initial loss, causality, padding, batching, float32 vs float64).""
 
 import numpy as np
 import pytest
-from gradcheck import assert_grads_close
+from gradcheck import assert_grads_close, fixed_dropout
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,10 +30,11 @@ def perturbed_model(cfg, seed):
     return model
 
 
-def cope_positions(model, ids):
+def cope_positions(model, ids, dropout=None):
     """The CoPE positions p_ij (causal entries) of every recursion step, recomputed from the q and
-    k in the forward caches (step cache -> attention cache -> CoPE cache)."""
-    _, (_, _, rec, _, _) = model.forward(ids)
+    k in the forward caches (step cache -> attention cache -> CoPE cache); dropout: a `Dropout`
+    for the forward pass, or None."""
+    _, (_, _, rec, _, _) = model.forward(ids, dropout=dropout)
     step_caches = [step.block for step in rec.steps] if model.config.adaptive_depth else rec
     out = []
     for step in step_caches:
@@ -53,23 +54,38 @@ def positions_clear(positions, P, margin=2e-4):
 
 
 @pytest.mark.parametrize(
-    "overrides",
-    [{"depth": 2}, {"depth": 3}, {"depth": 3, "learned_pos": False}],
-    ids=["depth2", "depth3", "depth3-no-pos"],
+    ("overrides", "dropout"),
+    [
+        ({"depth": 2}, 0.0),
+        ({"depth": 3}, 0.0),
+        ({"depth": 3, "learned_pos": False}, 0.0),
+        ({"depth": 2}, 0.3),
+        ({"depth": 3, "learned_pos": False}, 0.3),
+    ],
+    ids=["depth2", "depth3", "depth3-no-pos", "depth2-dropout", "depth3-no-pos-dropout"],
 )
-def test_whole_model_gradients(overrides):
+def test_whole_model_gradients(overrides, dropout):
+    """With dropout, under fixed masks (gradcheck.fixed_dropout): the loss is then a function of
+    the parameters alone, and the backward pass must give its exact gradient."""
     cfg = ModelConfig(vocab_size=11, **TINY, **overrides)
     rng = np.random.default_rng(0)
     ids, targets = rng.integers(0, 11, (2, 7)), rng.integers(0, 11, (2, 7))
     mask = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]])
+
+    def loss_and_grads(model):
+        return model.loss_and_grads(ids, targets, mask, dropout=fixed_dropout(dropout))
+
     # Precondition, not a tolerance: no CoPE position sits near an integer point or the clamp.
     seed = next(
-        s for s in range(50) if positions_clear(cope_positions(perturbed_model(cfg, s), ids), 6)
+        s
+        for s in range(50)
+        if positions_clear(cope_positions(perturbed_model(cfg, s), ids, fixed_dropout(dropout)), 6)
     )
     model = perturbed_model(cfg, seed)
-    loss, grads = model.loss_and_grads(ids, targets, mask)
+    loss, grads = loss_and_grads(model)
     assert set(grads) == set(model.params)
-    assert_grads_close(lambda: model.loss(ids, targets, mask), model.params, grads)
+    assert (loss == model.loss(ids, targets, mask)) == (not dropout)  # the masks matter
+    assert_grads_close(lambda: loss_and_grads(model)[0], model.params, grads)
 
 
 def test_every_step_scale_gets_its_own_gradient():

@@ -11,6 +11,7 @@ from scratchlm import Model, ModelConfig
 from scratchlm.errors import ConfigError, TrainingDivergedError
 from scratchlm.examples import ExampleBatcher
 from scratchlm.modelfile import load_checkpoint, load_model
+from scratchlm.plot import updates
 from scratchlm.train import (
     Phase,
     RunOptions,
@@ -123,7 +124,16 @@ def test_accumulation_equals_one_big_batch():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"epochs": 0}, {"batch_size": -1}, {"lr": 0.0}, {"warmup": 1.0}, {"accum": 1.5}]
+    "bad",
+    [
+        {"epochs": 0},
+        {"batch_size": -1},
+        {"lr": 0.0},
+        {"warmup": 1.0},
+        {"accum": 1.5},
+        {"dropout": 1.0},
+        {"dropout": -0.1},
+    ],
 )
 def test_bad_train_config(bad):
     with pytest.raises(ConfigError):
@@ -144,12 +154,13 @@ def write_sets(tmp_path):
     return tmp_path / "pre.json", tmp_path / "chat.json"
 
 
-def options(tmp_path, epochs=(3, 4)):
+def options(tmp_path, epochs=(3, 4), dropout=0.0):
     pre, chat = write_sets(tmp_path)
+    tc = TrainConfig(batch_size=4, lr=5e-3, dropout=dropout)
     return RunOptions(
         phases=[
-            Phase("pretrain", [pre], TrainConfig(epochs=epochs[0], batch_size=4, lr=5e-3)),
-            Phase("chat", [chat], TrainConfig(epochs=epochs[1], batch_size=4, lr=5e-3)),
+            Phase("pretrain", [pre], replace(tc, epochs=epochs[0])),
+            Phase("chat", [chat], replace(tc, epochs=epochs[1])),
         ],
         output=tmp_path / "out" / "m.safetensors",
         model=SMALL,
@@ -169,8 +180,9 @@ def test_pipeline_saves_model_metrics_and_checkpoint(tmp_path, capsys):
     assert state["phase"] == "chat" and state["epoch"] == 4
 
 
-def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    full = train_examples(options(tmp_path / "a"))
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, dropout):
+    full = train_examples(options(tmp_path / "a", dropout=dropout))
     # Interrupt a second run as it is about to save its third checkpoint (pre-training epoch 3).
     real_save, saves = Trainer.save, []
 
@@ -182,10 +194,58 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train_examples(options(tmp_path / "b"))
+        train_examples(options(tmp_path / "b", dropout=dropout))
     monkeypatch.setattr(Trainer, "save", real_save)
     ckpt = checkpoint_path(tmp_path / "b" / "out" / "m.safetensors")
     assert load_checkpoint(ckpt)[2]["epoch"] == 2
-    resumed = train_examples(replace(options(tmp_path / "b"), resume=ckpt))
+    resumed = train_examples(replace(options(tmp_path / "b", dropout=dropout), resume=ckpt))
     for name, value in full.params.items():
         np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
+
+
+def test_held_out_file_is_scored_per_chat_epoch_and_at_the_end(tmp_path, capsys):
+    opts = options(tmp_path)
+    val = tmp_path / "val.json"
+    val.write_text(json.dumps(["User: What colour is the sea? Assistant: The sea is blue . </s>"]))
+    opts.val = val
+    train_examples(opts)
+    said = capsys.readouterr().out
+    assert "exact answers on the chat set: " in said
+    assert "exact answers on the held-out val.json: " in said
+    rows = [json.loads(line) for line in opts.output.with_name("m.metrics.jsonl").open()]
+    for row in rows:
+        held_out = {"val_loss", "val_exact"} <= set(row)
+        assert held_out == (row["phase"] == "chat")  # the chat phase only
+        if held_out:
+            assert row["val_loss"] > 0 and row["val_exact"] in (0.0, 1.0)
+
+
+def test_dropout_rate_zero_trains_exactly_as_without_and_a_rate_changes_training():
+    def trained(**tc):
+        model, batcher = toy()
+        Trainer(model, TrainConfig(epochs=2, **tc)).fit_examples("pre", batcher)
+        return model.params
+
+    plain, zero, dropped = trained(), trained(dropout=0.0), trained(dropout=0.3)
+    for name, value in plain.items():
+        np.testing.assert_array_equal(zero[name], value, err_msg=name)
+    assert not np.array_equal(dropped["head.w"], plain["head.w"])
+
+
+def test_dropout_masks_are_drawn_per_micro_batch_and_update():
+    model, batcher = toy()
+    trainer = Trainer(model, TrainConfig(dropout=0.5, seed=3))
+    assert trainer._dropout(0).rate == 0.5
+    draw = lambda i: trainer._dropout(i).keep((2, 64))  # noqa: E731
+    assert np.array_equal(draw(0), draw(0)) and not np.array_equal(draw(0), draw(1))
+    before = draw(0)
+    trainer.update([next(batcher.batches(0))], lr=1e-3)
+    assert not np.array_equal(draw(0), before)  # the next update draws new masks
+    assert Trainer(model, TrainConfig())._dropout(0) is None
+
+
+def test_plot_counts_updates_across_phases():
+    rows = [{"phase": "pretrain", "step": s} for s in (5, 10)]
+    rows += [{"phase": "chat", "step": s} for s in (3, 6)]
+    assert updates(rows) == [5, 10, 13, 16]
+    assert updates([{"loss": 1.0}, {"loss": 0.5}]) == [1, 2]

@@ -45,9 +45,10 @@ class ActCache(NamedTuple):
     R: np.ndarray  # (B, T) remainders 1 - (sum of the p's before its halting step)
 
 
-def act_forward(h, w, cfg, kv=None):
+def act_forward(h, w, cfg, kv=None, dropout=None):
     """h (B, T, d) after the embedding, w: the fused parameters -> the block's output mixture
-    (B, T, d) and a cache whose N, R (B, T) are each token's depth and remainder."""
+    (B, T, d) and a cache whose N, R (B, T) are each token's depth and remainder.
+    dropout: None, or a `Dropout` (training) applied inside every block step."""
     B, T, _ = h.shape
     c = np.zeros((B, T), dtype=h.dtype)  # probability accumulated by the steps that did not halt
     running = np.ones((B, T), dtype=bool)
@@ -56,7 +57,7 @@ def act_forward(h, w, cfg, kv=None):
     out = np.zeros_like(h)
     steps = []
     for s in range(cfg.max_depth):
-        h_new, cache_block = block_step_forward(h, w, s, kv)  # (B, T, d)
+        h_new, cache_block = block_step_forward(h, w, s, kv, dropout)  # (B, T, d)
         prob = sigmoid(h_new @ w["block.halt.w"] + w["block.halt.b"])  # (B, T)
         halts = running & ((c + prob >= 1.0 - cfg.halt_eps) | (s == cfg.max_depth - 1))
         goes_on = running & ~halts

@@ -8,11 +8,15 @@ Weight sharing means the block's gradient is the SUM of its gradients over the s
 Each step keeps its own cache. `w` is the parameter dict with the fused matrices of `params.fuse`
 (`block.attn.w_qkv`, `block.ffn.w13`), and the gradients use the same names. With a key/value cache
 (`kv`), step s reads and extends the cache of step s. Adaptive depth (per-token halting) is act.py.
+
+Training may pass a `Dropout` (layers/dropout.py): it drops elements of both residual branches,
+h + scale * (a * mask), and the attention weights; its masks are drawn afresh at every step.
 """
 
 import numpy as np
 
 from .layers.attention import attention_backward, attention_forward, project_qkv
+from .layers.dropout import dropout_backward, dropout_forward
 from .layers.dyt import dyt_backward, dyt_forward
 from .layers.swiglu import swiglu_backward, swiglu_forward
 
@@ -37,30 +41,36 @@ def _add(grads, names, values):
         grads[name] += value
 
 
-def block_step_forward(h, w, s, kv=None):
-    """h (B, T, d), w: the fused parameters, s: the recursion step -> new h (B, T, d), cache."""
+def block_step_forward(h, w, s, kv=None, dropout=None):
+    """h (B, T, d), w: the fused parameters, s: the recursion step -> new h (B, T, d), cache.
+
+    dropout: None, or a `Dropout` (training) for the branches and the attention weights."""
     u1, cache_n1 = dyt_forward(h, *_get(w, NORM1))
-    a, cache_attn = attention_forward(u1, *_get(w, ATTN), kv=kv, step=s)  # (B, T, d)
+    a, cache_attn = attention_forward(u1, *_get(w, ATTN), kv=kv, step=s, dropout=dropout)
+    a, drop_a = dropout_forward(a, dropout)  # (B, T, d)
     h = h + w["block.attn_scale"][s] * a
     u2, cache_n2 = dyt_forward(h, *_get(w, NORM2))
-    f, cache_ffn = swiglu_forward(u2, *_get(w, FFN))  # (B, T, d)
+    f, cache_ffn = swiglu_forward(u2, *_get(w, FFN))
+    f, drop_f = dropout_forward(f, dropout)  # (B, T, d)
     h = h + w["block.ffn_scale"][s] * f
-    return h, (s, a, f, cache_n1, cache_attn, cache_n2, cache_ffn)
+    return h, (s, a, f, cache_n1, cache_attn, cache_n2, cache_ffn, drop_a, drop_f)
 
 
-# Through h2 = h1 + c_f[s] f(h1) and h1 = h0 + c_a[s] a(h0):
+# Through h2 = h1 + c_f[s] f(h1) and h1 = h0 + c_a[s] a(h0) (a and f after their dropout masks):
 #   dc_f[s] = <dh2, f>,  dh1 = dh2 + (c_f[s] dh2) df/dh1;  likewise for the attention half.
 def block_step_backward(dh, cache, w, grads):
     """Adds this step's gradients into `grads` and returns dL/dh at the step's input."""
-    s, a, f, cache_n1, cache_attn, cache_n2, cache_ffn = cache
+    s, a, f, cache_n1, cache_attn, cache_n2, cache_ffn, drop_a, drop_f = cache
     grads["block.ffn_scale"][s] += np.vdot(dh, f)
-    du2, *dffn = swiglu_backward(w["block.ffn_scale"][s] * dh, cache_ffn)
+    df = dropout_backward(w["block.ffn_scale"][s] * dh, drop_f)
+    du2, *dffn = swiglu_backward(df, cache_ffn)
     _add(grads, FFN, dffn)
     dh1, *dnorm2 = dyt_backward(du2, cache_n2)
     _add(grads, NORM2, dnorm2)
     dh1 += dh
     grads["block.attn_scale"][s] += np.vdot(dh1, a)
-    du1, *dattn = attention_backward(w["block.attn_scale"][s] * dh1, cache_attn)
+    da = dropout_backward(w["block.attn_scale"][s] * dh1, drop_a)
+    du1, *dattn = attention_backward(da, cache_attn)
     _add(grads, ATTN, dattn)
     dh0, *dnorm1 = dyt_backward(du1, cache_n1)
     _add(grads, NORM1, dnorm1)
@@ -75,11 +85,11 @@ def block_keys_values(h, w):
     return project_qkv(u1, w["block.attn.w_qkv"], w["block.attn.cope"].shape[0])[1:3]
 
 
-def recursive_forward(h, w, depth, kv=None):
+def recursive_forward(h, w, depth, kv=None, dropout=None):
     """Apply the shared block `depth` times -> final h (B, T, d), one cache per step."""
     caches = []
     for s in range(depth):
-        h, cache = block_step_forward(h, w, s, kv)
+        h, cache = block_step_forward(h, w, s, kv, dropout)
         caches.append(cache)
     return h, caches
 

@@ -1,14 +1,17 @@
 """Interactive chat in the terminal: the loop behind `scratchlm chat` and `scratchlm run -i`.
 
 The prompt is written in the template of the training data, `User: <question> Assistant:`, for the
-model to continue; the answer streams to the terminal token by token. With /history on, the earlier
-turns come first, one `User: <q> Assistant: <a>` each (as multi-turn chats in .jsonl data are
-rendered), and when the conversation no longer fits the context window with room for an answer the
-oldest turns are forgotten. History is off by default: a model trained on single-turn examples, like
-the bundled chat set, answers far worse after earlier turns (measured: 4 of 40 bundled questions
-exactly right in one conversation, 34 of 40 asked alone). Settings change between questions;
-greedy decoding is the default. Line editing and input history come from `readline` where Python
-has it.
+model to continue; the answer streams to the terminal token by token. With history on (the
+default), the earlier turns come first, one `User: <q> Assistant: <a>` each (as multi-turn chats
+are rendered), and when the conversation no longer fits the context window with room for an answer
+the oldest turns are forgotten; /history off asks each question alone. The bundled chat set has
+conversations with follow-ups ("Why?", "And Japan?") and conversations that change the subject, so
+the demo model uses history where it helps and mostly ignores it where it does not (measured on
+held-out data, means of 3 seeds: the last answers of 30 conversations 90-96% exact with history,
+86% asked alone; 493 unrelated questions asked one after another 89% exact with history, 90%
+alone. An earlier model trained without the subject-changing conversations answered 40 such
+questions 65% exact with history, 92% alone). Settings change between questions; greedy decoding
+is the default. Line editing and input history come from `readline` where Python has it.
 
 Ctrl-C abandons the line being typed or stops the answer being streamed, and nothing else: any
 burst of presses, at any moment, leaves the session running (see `_CtrlC`); only /exit and Ctrl-D
@@ -111,7 +114,7 @@ class TextStream:
 class ChatSession:
     """A conversation with one model: its turns, its settings and its random generator."""
 
-    def __init__(self, model, sampling: Sampling | None = None, history: bool = False):
+    def __init__(self, model, sampling: Sampling | None = None, history: bool = True):
         if model.tokenizer is None:
             raise InputError("this model has no tokenizer, so it cannot read or write text")
         self.model = model

@@ -9,10 +9,13 @@ right after the last "Assistant:", for the model to write the answer. Used by th
 roles, other templates.
 """
 
+import re
+
 from .tokenizers.base import EOS
 
 USER, ASSISTANT = "User:", "Assistant:"
 ROLES = {"user": USER, "assistant": ASSISTANT}  # message role -> its marker in the text
+_MARKER = re.compile(rf"({re.escape(USER)}|{re.escape(ASSISTANT)})")
 
 
 def render(messages: list[tuple[str, str]]) -> str:
@@ -39,3 +42,16 @@ def split_answer(example: str) -> tuple[str, str]:
         return example, ""
     end = k + len(ASSISTANT)
     return example[:end], example[end:].replace(EOS, "").strip()
+
+
+def turns(example: str) -> list[tuple[str, str]]:
+    """A chat example -> its (question, answer) turns, the inverse of `render` (a last question
+    without an answer gets ""). Text before the first "User:" is dropped."""
+    parts = _MARKER.split(example.replace(EOS, ""))[1:]  # marker, text, marker, text, ...
+    out: list[tuple[str, str]] = []
+    for marker, text in zip(parts[::2], parts[1::2], strict=True):
+        if marker == USER:
+            out.append((text.strip(), ""))
+        elif out:
+            out[-1] = (out[-1][0], text.strip())
+    return out

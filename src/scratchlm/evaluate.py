@@ -9,7 +9,12 @@ tokenizer first, so the tokenizer's spacing conventions cannot make a difference
 from collections.abc import Iterable
 
 from .chat_format import split_answer
-from .examples import Batch, ExampleBatcher
+from .examples import Batch, text_batcher
+from .generate import generate_batch
+from .sampling import Sampling
+
+ANSWER_TOKENS = 40  # the longest answer generated (the bundled ones have at most 28 tokens)
+ANSWER_BATCH = 64  # prompts decoded together: one forward pass per new token for all of them
 
 
 def mean_loss(model, batches: Iterable[Batch]) -> float:
@@ -22,11 +27,26 @@ def mean_loss(model, batches: Iterable[Batch]) -> float:
     return total / count
 
 
-def answer(model, prompt: str, max_new_tokens: int = 40) -> str:
+def answer(model, prompt: str) -> str:
     """The model's greedy answer to `prompt` (a text ending in "Assistant:")."""
-    tok = model.tokenizer
-    ids = tok.encode(prompt)[-(model.config.max_seq_len - 1) :]
-    return tok.decode(model.generate(ids, max_new_tokens=max_new_tokens)).strip()
+    return answers(model, [prompt])[0]
+
+
+def answers(model, prompts: list[str]) -> list[str]:
+    """The model's greedy answers to `prompts`, decoded ANSWER_BATCH at a time (a batch gives
+    what its prompts give one by one, generate.py); a prompt keeps its last max_seq_len - 1 tokens."""
+    tok, keep = model.tokenizer, model.config.max_seq_len - 1
+    ids = [tok.encode(p)[-keep:] for p in prompts]
+    greedy = Sampling(max_new_tokens=ANSWER_TOKENS)
+    out = []
+    for i in range(0, len(ids), ANSWER_BATCH):
+        out += generate_batch(model, ids[i : i + ANSWER_BATCH], greedy)
+    return [tok.decode(t).strip() for t in out]
+
+
+def as_decoded(tokenizer, reference: str) -> str:
+    """The reference as the model would write it: through the tokenizer and back."""
+    return tokenizer.decode(tokenizer.encode(reference)).strip()
 
 
 def same_answer(got: str, expected: str) -> bool:
@@ -37,19 +57,21 @@ def same_answer(got: str, expected: str) -> bool:
 
 def exact_answer_score(model, examples: list[str]) -> tuple[float, list[tuple[str, str, str]]]:
     """-> (fraction answered exactly, the misses as (prompt, expected, got))."""
-    tok, misses = model.tokenizer, []
-    for text in examples:
-        prompt, reference = split_answer(text)
-        expected = tok.decode(tok.encode(reference)).strip()
-        got = answer(model, prompt)
+    misses = []
+    prompts, references = zip(*map(split_answer, examples), strict=True)
+    for prompt, reference, got in zip(
+        prompts, references, answers(model, list(prompts)), strict=True
+    ):
+        expected = as_decoded(model.tokenizer, reference)
         if not same_answer(got, expected):
             misses.append((prompt, expected, got))
-    return 1.0 - len(misses) / len(examples), misses
+    return (len(examples) - len(misses)) / len(examples), misses
 
 
-def examples_loss(model, examples: list[str], batch_size: int = 32) -> float:
-    tok = model.tokenizer
-    batcher = ExampleBatcher(
-        [tok.encode(t) for t in examples], batch_size, model.config.max_seq_len, pad_id=tok.pad_id
+def examples_loss(model, examples: list[str], answers_only: bool = False) -> float:
+    """The mean loss over every token of the examples, or over the assistant's words only
+    (examples.assistant_tokens), as chat training counts it with --assistant-only."""
+    batcher = text_batcher(
+        model.tokenizer, examples, 32, model.config.max_seq_len, answers_only=answers_only
     )
     return mean_loss(model, batcher.batches(0))

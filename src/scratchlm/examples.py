@@ -15,6 +15,7 @@ Not handled here: long corpora (corpus.py), choosing or building the tokenizer (
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -209,9 +210,9 @@ class ExampleBatcher:
     to that length (one warning counts them). Each epoch is shuffled from (seed, epoch) alone, so
     runs repeat exactly; examples of similar length are put together to save padding.
 
-    `loss_start` (optional, one int per example) is the first target position whose loss counts;
-    earlier targets get mask 0. For chat examples use `assistant_loss_start` to train only on the
-    assistant's words; None (the default) counts every real target.
+    `counted` (optional): per example, one boolean per token id, true where predicting that token
+    counts towards the loss (token 0 is never predicted); the others get mask 0. For chat examples
+    `assistant_tokens` marks the assistant's words; None (the default) counts every real target.
     """
 
     def __init__(
@@ -221,7 +222,7 @@ class ExampleBatcher:
         max_seq_len: int,
         seed: int = 0,
         pad_id: int = 0,
-        loss_start: Sequence[int] | None = None,
+        counted: Sequence[Sequence[bool]] | None = None,
     ):
         for name, value in (("batch_size", batch_size), ("max_seq_len", max_seq_len)):
             if not is_int(value) or value < 1:
@@ -235,34 +236,38 @@ class ExampleBatcher:
         if short.size:
             i = int(short[0])
             raise DataError(f"example {i} has {full_lengths[i]} token(s); at least 2 are needed")
-        self._loss_start = self._check_loss_start(loss_start, full_lengths)
+        counted = self._check_counted(counted, full_lengths)
         self._lengths = np.minimum(full_lengths, max_seq_len + 1)
-        self._warn_truncated(full_lengths)
-        self._flat = np.concatenate([np.asarray(ids[: max_seq_len + 1]) for ids in examples])
-        self._flat = self._flat.astype(np.int64)
+        cut = max_seq_len + 1
+        self._flat = np.concatenate([np.asarray(ids[:cut]) for ids in examples]).astype(np.int64)
+        self._counted = np.concatenate([np.asarray(c[:cut], dtype=bool) for c in counted])
         self._starts = np.concatenate([[0], np.cumsum(self._lengths)[:-1]])
+        self._warn_truncated(full_lengths)
 
     @staticmethod
-    def _check_loss_start(loss_start, full_lengths: np.ndarray) -> np.ndarray:
-        if loss_start is None:
-            return np.zeros(len(full_lengths), dtype=np.int64)
-        starts = np.asarray(loss_start)
-        if starts.shape != full_lengths.shape or not np.issubdtype(starts.dtype, np.integer):
-            raise InputError(f"loss_start must hold one integer per example ({len(full_lengths)})")
-        bad = np.flatnonzero((starts < 0) | (starts > full_lengths - 2))
-        if bad.size:
-            i = int(bad[0])
+    def _check_counted(counted, full_lengths: np.ndarray) -> list:
+        if counted is None:
+            return [np.ones(n, dtype=bool) for n in full_lengths]
+        if len(counted) != len(full_lengths):
             raise InputError(
-                f"loss_start[{i}] = {starts[i]} is outside 0..{full_lengths[i] - 2}, "
-                f"the target positions of that example"
+                f"counted must hold one list of flags per example ({len(full_lengths)})"
             )
-        return starts.astype(np.int64)
+        for i, (flags, n) in enumerate(zip(counted, full_lengths, strict=True)):
+            if len(flags) != n or not np.any(np.asarray(flags, dtype=bool)[1:]):
+                raise InputError(
+                    f"counted[{i}] must have one flag per token ({n}) and count at least one "
+                    "token after the first"
+                )
+        return counted
 
     def _warn_truncated(self, full_lengths: np.ndarray) -> None:
         n_cut = int(np.count_nonzero(full_lengths > self._lengths))
         if n_cut:
-            # After the cut an example has targets 0 .. length-2; a later loss_start leaves none.
-            n_empty = int(np.count_nonzero(self._loss_start > self._lengths - 2))
+            # After the cut an example may keep no token whose prediction counts.
+            ends = self._starts + self._lengths
+            n_empty = sum(
+                not self._counted[s + 1 : e].any() for s, e in zip(self._starts, ends, strict=True)
+            )
             logger.warning(
                 "%d of %d examples are longer than max_seq_len + 1 = %d tokens and were truncated"
                 "%s",
@@ -295,20 +300,47 @@ class ExampleBatcher:
         tokens = np.where(real, self._flat[positions], self.pad_id)
         has_target = real[:, 1:]  # input j is real iff its target j + 1 is
         inputs = np.where(has_target, tokens[:, :-1], self.pad_id)
-        counted = has_target & (cols[:-1] >= self._loss_start[chosen][:, None])
+        counted = has_target & self._counted[positions[:, 1:]]
         return Batch(inputs, np.ascontiguousarray(tokens[:, 1:]), counted.astype(np.float32))
 
 
-def assistant_loss_start(
-    tokenizer: Tokenizer, text: str, marker: str = chat_format.ASSISTANT
-) -> int:
-    """The `loss_start` that counts only what follows the first `marker` in a chat example.
+def text_batcher(
+    tokenizer: Tokenizer,
+    texts: Sequence[str],
+    batch_size: int,
+    max_seq_len: int,
+    seed: int = 0,
+    answers_only: bool = False,
+) -> ExampleBatcher:
+    """An `ExampleBatcher` of example texts; answers_only counts the loss on the assistant's words
+    only (`assistant_tokens`), as chat training may."""
+    counted = [assistant_tokens(tokenizer, t) for t in texts] if answers_only else None
+    return ExampleBatcher(
+        [tokenizer.encode(t) for t in texts],
+        batch_size,
+        max_seq_len,
+        seed=seed,
+        pad_id=tokenizer.pad_id,
+        counted=counted,
+    )
 
-    Works for every tokenizer because the text before "Assistant:" tokenizes the same alone as
-    inside the whole example (the marker ends in punctuation followed by a space). A text without
-    the marker counts whole (0).
+
+def assistant_tokens(tokenizer: Tokenizer, text: str) -> list[bool]:
+    """One flag per token of the chat example `text`: true on the assistant's words, each answer
+    from after its "Assistant:" up to the next " User:" and the final `</s>`. Training on these
+    alone teaches neither the user's questions nor a made-up next question at the end of an answer.
+
+    Works for every tokenizer because a text cut just after "Assistant:" or just before " User:"
+    tokenizes the same alone as inside the whole example (each marker starts a new token). A text
+    without "Assistant:" counts whole.
     """
-    k = text.find(marker)
-    if k < 0:
-        return 0
-    return len(tokenizer.encode(text[: k + len(marker)])) - 1
+    n = len(tokenizer.encode(text))
+    if chat_format.ASSISTANT not in text:
+        return [True] * n
+    flags = [False] * n
+    for marker in re.finditer(re.escape(chat_format.ASSISTANT), text):
+        start = len(tokenizer.encode(text[: marker.end()]))
+        user = text.find(f" {chat_format.USER}", marker.end())
+        end = n if user < 0 else len(tokenizer.encode(text[:user]))
+        flags[start:end] = [True] * (end - start)
+    return flags

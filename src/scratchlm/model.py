@@ -1,6 +1,7 @@
-"""`Model`: the Tiny Recursive Model of DESIGN.md section 2, its initialisation, forward and backward.
+"""`Model`: the Tiny Recursive Model of docs/design.md section 2, its initialisation, forward and
+backward.
 
-    h = tok_emb[x] + pos_emb[:T]
+    h = tok_emb[x] + pos_emb[:T]              (then dropout, when training asks for it)
     h = block^depth(h)                       (block.py; per-token adaptive depth in act.py)
     logits = DyT(h; norm_f) @ head.w
     loss = masked mean of -log softmax(logits)[target]
@@ -10,6 +11,11 @@ Per-call statistics for training logs: `loss(..., return_stats=True)` and
 `loss_and_grads(..., return_stats=True)` also return a dict with the cross-entropy `ce`, the
 unweighted ponder cost `ponder` (0 at fixed depth) and `depth_mean`/`depth_min`/`depth_max` over the
 counted positions. Nothing about a call is kept on the model.
+
+Dropout (layers/dropout.py) runs only when a training step passes a `Dropout` to `loss_and_grads`
+(or `forward`): on the embeddings, the attention weights and both residual branches of every step.
+Without one, every call is deterministic and does no dropout work: `logits`, `loss`, evaluation and
+generation never drop anything.
 
 There is ONE forward pass: training, evaluation and decoding all run `forward`; decoding passes a
 key/value cache (kvcache.py) that the attention reads and extends. Generation itself (the decoders,
@@ -33,6 +39,7 @@ from .config import ModelConfig
 from .errors import ConfigError, InputError
 from .generate import check_prompt, generate_batch
 from .layers.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from .layers.dropout import dropout_backward, dropout_forward
 from .layers.dyt import dyt_backward, dyt_forward
 from .layers.embedding import embedding_backward, embedding_forward
 from .layers.linear import linear_backward, linear_forward
@@ -67,13 +74,15 @@ class Model:
 
     # ----------------------------------------------------------------------- forward / backward
 
-    def forward(self, ids, kv=None):
+    def forward(self, ids, kv=None, dropout=None):
         """ids (B, T) -> logits (B, T, V), cache for `backward`.
 
         kv: None (training, evaluation), or a `KVCache` (decoding): ids are then the NEW tokens of
         each row; they go into the cache after the tokens it holds and attend to all of them.
-        The cache is (fused weights, embedding, block, final norm, head); with adaptive depth its
-        block part is an `act.ActCache`, whose `N` and `R` (B, T) are each token's depth and remainder.
+        dropout: None, or a `Dropout` (training only; module docstring).
+        The cache is (fused weights, (embedding, its dropout mask), block, final norm, head); with
+        adaptive depth its block part is an `act.ActCache`, whose `N` and `R` (B, T) are each
+        token's depth and remainder.
         """
         ids = self._check_ids(ids, "ids")
         cfg = self.config
@@ -81,20 +90,21 @@ class Model:
         w = fuse(self.params) if kv is None else kv.weights
         positions = None if kv is None else kv.extend(ids.shape[1])  # (B, T) slots in the cache
         h, cache_emb = embedding_forward(ids, w["tok_emb"], w.get("pos_emb"), positions)
-        if cfg.adaptive_depth:
-            h, cache_rec = act_forward(h, w, cfg, kv)  # h: the mixture of the steps' states
+        h, drop_emb = dropout_forward(h, dropout)  # (B, T, d)
+        if cfg.adaptive_depth:  # h: the mixture of the steps' states
+            h, cache_rec = act_forward(h, w, cfg, kv, dropout)
         else:
-            h, cache_rec = recursive_forward(h, w, cfg.depth, kv)
+            h, cache_rec = recursive_forward(h, w, cfg.depth, kv, dropout)
         u, cache_nf = dyt_forward(h, *(w[name] for name in NORM_F))
         logits, cache_head = linear_forward(u, w["head.w"])  # (B, T, V)
-        return logits, (w, cache_emb, cache_rec, cache_nf, cache_head)
+        return logits, (w, (cache_emb, drop_emb), cache_rec, cache_nf, cache_head)
 
     def backward(self, dlogits, cache, dR=None):
         """dL/dlogits (B, T, V) -> gradients of every parameter (same keys as `params`).
 
         dR (B, T): with adaptive depth, dL/dR_t from the ponder cost (None: the loss has none).
         """
-        w, cache_emb, cache_rec, cache_nf, cache_head = cache
+        w, (cache_emb, drop_emb), cache_rec, cache_nf, cache_head = cache
         # The block is shared by all steps: its gradients are sums, accumulated from zero.
         grads = {
             name: np.zeros_like(value) for name, value in w.items() if name.startswith("block.")
@@ -107,6 +117,7 @@ class Model:
             dh = act_backward(dh, dR, cache_rec, w, grads)
         else:
             dh = recursive_backward(dh, cache_rec, w, grads)
+        dh = dropout_backward(dh, drop_emb)
         grads["tok_emb"], dpos = embedding_backward(dh, cache_emb)
         if dpos is not None:
             grads["pos_emb"] = dpos
@@ -121,9 +132,12 @@ class Model:
         loss, _, _, stats = self._objective(logits, cache, targets, mask)
         return (loss, stats) if return_stats else loss
 
-    def loss_and_grads(self, ids, targets, mask=None, return_stats=False):
-        """-> (loss, grads), or (loss, grads, stats): grads has the keys and shapes of `params`."""
-        logits, cache = self.forward(ids)
+    def loss_and_grads(self, ids, targets, mask=None, return_stats=False, dropout=None):
+        """-> (loss, grads), or (loss, grads, stats): grads has the keys and shapes of `params`.
+
+        dropout: None, or a `Dropout` for this training step; the gradients are then exact for the
+        masks it drew."""
+        logits, cache = self.forward(ids, dropout=dropout)
         loss, cache_ce, dR, stats = self._objective(logits, cache, targets, mask)
         grads = self.backward(cross_entropy_backward(cache_ce), cache, dR)
         return (loss, grads, stats) if return_stats else (loss, grads)

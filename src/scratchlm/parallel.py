@@ -220,6 +220,10 @@ def shard_rows(n_rows: int, n_shards: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
+def _shard(dropout, rows: slice):
+    return None if dropout is None else dropout.shard(rows)
+
+
 class GradBuffer:
     """ONE contiguous array for an update: every parameter's gradient (`grads`, a view per name),
     then the statistics table (`stats`, one row of STATS per shard of each micro-batch)."""
@@ -260,8 +264,10 @@ class DataParallel:
             weakref.finalize(self, self._pool.shutdown, wait=False)
             self._blas = max(1, cores_per_process(self.world) // threads)
 
-    def gradients(self, micro_batches: list[Batch]) -> Gradients:
-        """The count-weighted gradient of all `micro_batches` (the same on every rank)."""
+    def gradients(self, micro_batches: list[Batch], dropouts: list | None = None) -> Gradients:
+        """The count-weighted gradient of all `micro_batches` (the same on every rank);
+        dropouts: None, or one `Dropout` (or None) per micro-batch, which its shards share out."""
+        dropouts = dropouts or [None] * len(micro_batches)
         slices = [shard_rows(len(b.mask), self.n_shards) for b in micro_batches]
         counts = [  # (micro-batch, shard): every rank knows them all
             [float(b.mask[rows].sum()) for rows in shards]
@@ -270,9 +276,13 @@ class DataParallel:
         total = sum(float(b.mask.sum()) for b in micro_batches)
         if total == 0:
             raise InputError("the update's masks are all zero: no target counts towards the loss")
-        jobs = [  # (row of the statistics table, the shard's rows of its micro-batch)
-            (k * self.n_shards + s, Batch(*(x[slices[k][s]] for x in b)))
-            for k, b in enumerate(micro_batches)
+        jobs = [  # (row of the statistics table, the shard's rows of its micro-batch, dropout)
+            (
+                k * self.n_shards + s,
+                Batch(*(x[slices[k][s]] for x in b)),
+                _shard(drop, slices[k][s]),
+            )
+            for k, (b, drop) in enumerate(zip(micro_batches, dropouts, strict=True))
             for s in self.mine
             if counts[k][s] > 0
         ]
@@ -280,7 +290,7 @@ class DataParallel:
         buf.flat.fill(0.0)
         rows = {}
         with self._blas_limit():
-            for (row, _), (loss, grads, stats) in zip(jobs, self._run(jobs), strict=True):
+            for (row, *_), (loss, grads, stats) in zip(jobs, self._run(jobs), strict=True):
                 count = counts[row // self.n_shards][row % self.n_shards]
                 accumulate(buf.grads, grads, count / total)
                 rows[row] = (loss, count, *(stats[k] for k in STATS[2:]))
@@ -300,8 +310,8 @@ class DataParallel:
         """model.loss_and_grads of each job's batch, in the order of `jobs`."""
 
         def run(job):
-            batch = job[1]
-            return self.model.loss_and_grads(*batch, return_stats=True)
+            _, batch, dropout = job
+            return self.model.loss_and_grads(*batch, return_stats=True, dropout=dropout)
 
         return map(run, jobs) if self._pool is None else self._pool.map(run, jobs)
 

@@ -13,7 +13,9 @@ logger = logging.getLogger("scratchlm")
 
 
 def plot_metrics(rows: list[dict], path: Path) -> bool:
-    """Training (and validation) loss against updates; returns whether a PNG was written."""
+    """Training loss, and the validation loss and exact-answer score where rows have them (e.g.
+    only the chat phase of a two-phase run: a validation loss rising while the training loss falls
+    is overfitting), against updates counted across phases; returns whether a PNG was written."""
     try:
         import matplotlib
 
@@ -25,14 +27,22 @@ def plot_metrics(rows: list[dict], path: Path) -> bool:
     if not rows:
         return False
     fig, ax = plt.subplots(figsize=(7, 4))
-    steps = list(range(1, len(rows) + 1)) if "step" not in rows[0] else [r["step"] for r in rows]
-    ax.plot(steps, [r["loss"] for r in rows], label="train loss")
-    if "val_loss" in rows[0]:
-        ax.plot(steps, [r["val_loss"] for r in rows], label="validation loss")
+    x = updates(rows)
+    ax.plot(x, [r["loss"] for r in rows], label="train loss")
+    val = [(x_r, r["val_loss"]) for x_r, r in zip(x, rows, strict=True) if "val_loss" in r]
+    if val:
+        ax.plot(*zip(*val, strict=True), label="validation loss")
     ax.set_xlabel("update")
     ax.set_ylabel("cross-entropy (nats)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left")
+    exact = [(x_r, r["val_exact"]) for x_r, r in zip(x, rows, strict=True) if "val_exact" in r]
+    if exact:
+        right = ax.twinx()
+        right.plot(*zip(*exact, strict=True), "g:", label="validation exact answers")
+        right.set_ylim(0, 1)
+        right.set_ylabel("fraction answered exactly")
+        right.legend(loc="upper right")
     fig.tight_layout()
     try:
         with atomic_write(path, WriteError) as f:
@@ -40,3 +50,17 @@ def plot_metrics(rows: list[dict], path: Path) -> bool:
     finally:
         plt.close(fig)
     return True
+
+
+def updates(rows: list[dict]) -> list[int]:
+    """The x of each row: its update counted from the start of the run. Each phase counts its
+    own updates from 0 (`step`), so a new phase starts after the last update of the one before."""
+    if "step" not in rows[0]:
+        return list(range(1, len(rows) + 1))
+    x, offset, last = [], 0, None
+    for r in rows:
+        if x and r.get("phase") != last:
+            offset = x[-1]
+        last = r.get("phase")
+        x.append(offset + r["step"])
+    return x

@@ -1,5 +1,6 @@
 """`scratchlm chat MODEL`: talk with a model in the terminal (see chat.py for the session)."""
 
+import argparse
 from pathlib import Path
 
 from .generate import add_sampling_options, sampling_from_args
@@ -10,7 +11,10 @@ def register(sub):
     p.add_argument("model", type=Path, help="model file (.safetensors or .json)")
     add_sampling_options(p)
     p.add_argument(
-        "--history", action="store_true", help="show the model the earlier turns (see /history)"
+        "--history",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show the model the earlier turns (default; see /history)",
     )
     p.set_defaults(func=main)
 

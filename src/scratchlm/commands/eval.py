@@ -1,4 +1,5 @@
-"""`scratchlm eval MODEL DATA`: exact-answer score and mean loss on a chat example set."""
+"""`scratchlm eval MODEL DATA`: exact-answer score and mean loss on a chat example set (the loss
+over every token, and over the answers alone)."""
 
 from pathlib import Path
 
@@ -22,10 +23,11 @@ def main(args) -> int:
         raise InputError(f"{args.model}: the model has no tokenizer, so it cannot read text")
     examples = load_examples(args.data)
     score, misses = exact_answer_score(model, examples)
-    loss = examples_loss(model, examples)
+    loss, answer_loss = examples_loss(model, examples), examples_loss(model, examples, True)
     for prompt, expected, got in misses[: args.show_misses]:
         print(f"miss: {prompt!r}\n  expected: {expected!r}\n  got:      {got!r}")
     print(
-        f"exact_answers={score:.4f} ({len(examples) - len(misses)}/{len(examples)}) loss={loss:.4f}"
+        f"exact_answers={score:.4f} ({len(examples) - len(misses)}/{len(examples)}) "
+        f"loss={loss:.4f} answer_loss={answer_loss:.4f}"
     )
     return 0

@@ -1,6 +1,6 @@
 """`scratchlm train`: the seed's two phases on your files, or step-based training on a corpus.
 
-    scratchlm train --pretrain facts.json --chat chat.json [--epochs 30 --chat-epochs 60 ...]
+    scratchlm train --pretrain facts.json --chat chat.json [--val held_out.json --epochs 30 ...]
     scratchlm train --corpus input.txt --tokenizer char [--steps 1400 --max-minutes 2 ...]
 
 Corpus training starts from the Tiny Shakespeare preset (corpus.py), example sets from
@@ -24,6 +24,7 @@ TRAIN_OPTIONS = {  # command-line option -> TrainConfig field
     "batch_size": "batch_size",
     "lr": "lr",
     "weight_decay": "weight_decay",
+    "dropout": "dropout",
     "grad_clip": "grad_clip",
     "accum": "accum",
     "max_grad": "max_grad",
@@ -36,6 +37,9 @@ def register(sub):
     data.add_argument("--pretrain", type=Path, nargs="+", default=[], metavar="FILE")
     data.add_argument("--chat", type=Path, nargs="+", default=[], metavar="FILE")
     data.add_argument("--corpus", type=Path, metavar="FILE", help="a plain-text corpus")
+    data.add_argument(
+        "--val", type=Path, metavar="FILE", help="held-out chat examples: scored, not trained on"
+    )
     p.add_argument("--tokenizer", choices=("word", "char", "bpe"))
     p.add_argument("--vocab-size", type=int, help="bpe: the vocabulary to train to")
     p.add_argument("--config", type=Path, help="TOML file with [model] and [train] tables")
@@ -46,6 +50,7 @@ def register(sub):
     p.add_argument("--lr", type=float)
     p.add_argument("--chat-lr", type=float)
     p.add_argument("--weight-decay", type=float)
+    p.add_argument("--dropout", type=float, help="training-only dropout rate (default 0)")
     p.add_argument("--grad-clip", type=float)
     p.add_argument("--accum", type=int, help="micro-batches per update")
     p.add_argument("--max-grad", type=float, help="skip updates with max |grad| above this")
@@ -119,8 +124,8 @@ def main(args) -> int:
         threads=args.threads,
     )
     if args.corpus is not None:
-        if args.pretrain or args.chat:
-            raise ConfigError("give either --corpus or --pretrain/--chat files, not both")
+        if args.pretrain or args.chat or args.val:
+            raise ConfigError("give either --corpus or --pretrain/--chat/--val files, not both")
         opts.corpus = args.corpus
         opts.train = train_config(args, {**CORPUS_TRAIN, **train_cfg})
         opts.seq_len, opts.eval_every, opts.max_minutes = (
@@ -132,6 +137,7 @@ def main(args) -> int:
         return 0
     if not (args.pretrain or args.chat or args.resume):
         raise ConfigError("nothing to train on: give --pretrain and/or --chat files, or --corpus")
+    opts.val = args.val
     if args.pretrain:
         opts.phases.append(Phase("pretrain", args.pretrain, train_config(args, train_cfg)))
     if args.chat:

@@ -20,7 +20,8 @@ this is ordinary self-attention, with Tq < Tk it serves decoding with a key/valu
 (`attention_forward(..., kv=cache)`: the new keys and values are written into the cache and the
 queries attend to everything cached). An optional boolean `hide` mask removes further keys (rows of
 a cache that hold fewer tokens than others); right padding needs none: causality already keeps real
-tokens from seeing the padding after them. Not handled here: dropout, attention biases.
+tokens from seeing the padding after them. Training may drop attention weights (layers/dropout.py):
+o = (a * mask) @ v, the mask a constant of the backward pass. Not handled here: attention biases.
 """
 
 from typing import NamedTuple
@@ -28,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import sigmoid
+from .dropout import dropout_backward, dropout_forward
 from .linear import (
     linear_backward,
     linear_forward,
@@ -60,6 +62,7 @@ class CopeCache(NamedTuple):
     z_diff: np.ndarray  # (B, H, Tq, Tk) z_i[ceil p] - z_i[floor p]
     idx: np.ndarray  # (B, H, Tq, Tk) flat index of z_i[floor p_ij]
     o: np.ndarray  # (B, H, Tq, dh) the output
+    drop: np.ndarray | None  # (B, H, Tq, Tk) dropout mask of the attention weights, or None
 
 
 def _rows(x, m):
@@ -89,11 +92,12 @@ def cumsum_last(x, reverse=False):
     return sums.reshape(*x.shape[:-1], nb * m)[..., :n]
 
 
-def cope_attention_forward(q, k, v, cope, hide=None):
+def cope_attention_forward(q, k, v, cope, hide=None, dropout=None):
     """q (B, H, Tq, dh), k and v (B, H, Tk, dh), cope (H, P, dh) -> o (B, H, Tq, dh).
 
     hide: None, or booleans broadcastable to (B, H, Tq, Tk), True where a query must not see a key
     even though it is in the past. Every query must still see at least one key.
+    dropout: None, or a `Dropout` for the attention weights (training).
     """
     B, H, Tq, dh = q.shape
     Tk, P = k.shape[2], cope.shape[1]
@@ -125,13 +129,15 @@ def cope_attention_forward(q, k, v, cope, hide=None):
     logits -= logits.max(axis=-1, keepdims=True)
     a = np.exp(logits, out=logits)  # (B, H, Tq, Tk)
     a /= _rows(a, np.ones((Tk, 1), dtype=dtype))
-    o = a @ v  # (B, H, Tq, dh)
+    a_used, drop = dropout_forward(a, dropout)  # dropout: a * mask; otherwise a itself
+    o = a_used @ v  # (B, H, Tq, dh)
     gate_slope = g
     gate_slope *= 1.0 - g  # sigmoid'(s), 0 off the causal part
-    return o, CopeCache(q, k, v, cope, a, gate_slope, w, z_diff, idx, o)
+    return o, CopeCache(q, k, v, cope, a, gate_slope, w, z_diff, idx, o, drop)
 
 
-# Backward, with l = s + e the attention logits:
+# Backward, with l = s + e the attention logits (with dropout, o = (a * mask) v: the mask multiplies
+# into dv = (a * mask)^T do and da = (do v^T) * mask):
 #   dl = a * (da - sum_j da_ij a_ij)                  softmax, where sum_j da_ij a_ij = do_i . o_i
 #   e = z_i[floor] + w (z_i[floor+1] - z_i[floor])  =>  dz_i[floor] += dl, dz_up_i[floor] += w dl,
 #                                                      dp_ij = dl_ij (z_i[ceil] - z_i[floor])
@@ -139,13 +145,13 @@ def cope_attention_forward(q, k, v, cope, hide=None):
 #   ds = dl + dg * sigmoid'(s)
 #   dq = ds k / sqrt(dh) + dz cope,  dk = ds^T q / sqrt(dh),  dcope = sum_batch dz^T q
 def cope_attention_backward(do, cache):
-    q, k, v, cope, a, gate_slope, w, z_diff, idx, o = cache
+    q, k, v, cope, a, gate_slope, w, z_diff, idx, o, drop = cache
     B, H, Tq, dh = q.shape
     P = cope.shape[1]
-    da = do @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk)
-    dv = a.swapaxes(-1, -2) @ do  # (B, H, Tk, dh)
+    da = dropout_backward(do @ v.swapaxes(-1, -2), drop)  # (B, H, Tq, Tk)
+    dv = (a if drop is None else a * drop).swapaxes(-1, -2) @ do  # (B, H, Tk, dh)
     dl = da
-    # sum_j da_ij a_ij = do_i . sum_j a_ij v_j = do_i . o_i: (Tq, dh) work instead of (Tq, Tk)
+    # sum_j da_ij a_ij = do_i . sum_j a_ij (mask_ij) v_j = do_i . o_i: (Tq, dh) work, not (Tq, Tk)
     dl -= (do * o).sum(axis=-1, keepdims=True)
     dl *= a  # (B, H, Tq, Tk), zero on masked keys
     ds = cumsum_last(dl * z_diff)  # dL/dg
@@ -174,7 +180,7 @@ class AttentionBlocks(NamedTuple):
     blocks: list  # the CopeCache of each block of queries, in order
 
 
-def blocked_attention_forward(q, k, v, cope, hide=None):
+def blocked_attention_forward(q, k, v, cope, hide=None, dropout=None):
     """`cope_attention_forward` (same arguments, same result up to float rounding) in blocks of
     QUERY_BLOCK queries. A block's last query sits at position `stop` of the keys, and every key
     after it is masked for the whole block, so the block only takes keys 0 .. stop - 1."""
@@ -192,6 +198,7 @@ def blocked_attention_forward(q, k, v, cope, hide=None):
             v[:, :, :stop],
             cope,
             None if hide is None else hide[:, :, first:last, :stop],
+            dropout,  # each row draws its blocks' masks in order, one block after another
         )
         outs.append(o)  # (B, H, last - first, dh)
         blocks.append(cache)
@@ -223,17 +230,18 @@ def project_qkv(u, w_qkv, n_heads):
     return q, k, v, cache_qkv
 
 
-def attention_forward(u, w_qkv, wo, cope, kv=None, step=0):
+def attention_forward(u, w_qkv, wo, cope, kv=None, step=0, dropout=None):
     """u (B, T, d), w_qkv = [wq, wk, wv] (3, d, d), wo (d, d), cope (H, P, dh) -> y (B, T, d).
 
     kv: None (training: the T tokens attend to each other), or a `KVCache` whose recursion step
     `step` receives these tokens' keys and values and supplies every cached one to attend to.
+    dropout: None, or a `Dropout` for the attention weights (training).
     """
     q, k, v, cache_qkv = project_qkv(u, w_qkv, cope.shape[0])  # (B, H, T, dh) each
     hide = None
     if kv is not None:
         k, v, hide = kv.update(step, k, v)  # (B, H, Tk, dh): the cached keys and the new ones
-    o, cache_att = blocked_attention_forward(q, k, v, cope, hide)
+    o, cache_att = blocked_attention_forward(q, k, v, cope, hide, dropout)
     y, cache_o = linear_forward(merge_heads(o), wo)  # (B, T, d)
     return y, (cache_qkv, cache_att, cache_o)
 
