@@ -1,4 +1,4 @@
-"""Model files and checkpoints: round trips, the digest of DESIGN.md section 5, every load check,
+"""Model files and checkpoints: round trips, the digest of docs/design.md section 5.1, every load check,
 and atomic writes.
 
 """
@@ -51,7 +51,7 @@ def make_model(seed=1, tokenizer=True):
 
 
 def design_digest(config, tokenizer, tensors):
-    """The digest exactly as DESIGN.md section 5 writes it: an outside recomputation."""
+    """The digest exactly as docs/design.md section 5.1 writes it: an outside recomputation."""
 
     def canon(obj):
         return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,4 +1,4 @@
-"""Adaptive depth: per-token halting in the recursive block (ACT, Graves 2016; DESIGN.md section 2).
+"""Adaptive depth: per-token halting in the recursive block (ACT, Graves 2016; docs/design.md section 2.8).
 
 The shared block runs at most `max_depth` steps. After step s computes the new state h^(s+1), every
 token still running asks its halting unit

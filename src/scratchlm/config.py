@@ -1,4 +1,4 @@
-"""`ModelConfig`: the hyper-parameters of the Tiny Recursive Model (DESIGN.md section 2).
+"""`ModelConfig`: the hyper-parameters of the Tiny Recursive Model (docs/design.md section 2.1).
 
 The field names are part of the model-file format, so they are fixed; `to_dict`/`from_dict` give the
 JSON object stored in model files. Validation happens once, here, so layers can trust their inputs.

@@ -1,4 +1,4 @@
-"""Model files and training checkpoints: the format of DESIGN.md section 5.
+"""Model files and training checkpoints: the format of docs/design.md section 5.
 
 Handles: writing a model, or a checkpoint (a model plus optimizer moments and trainer state), as
 `.safetensors` (binary) or `.json` (readable), always atomically; reading either back with every
@@ -92,7 +92,7 @@ def _hash_tensors(h, tensors: dict[str, np.ndarray]) -> None:
 
 
 def model_digest(config: dict, tokenizer: dict, tensors: dict[str, np.ndarray]) -> str:
-    """`sha256` of DESIGN.md section 5: anyone can recompute it from the file's content."""
+    """`sha256` of docs/design.md section 5.1: anyone can recompute it from the file's content."""
     h = hashlib.sha256(canon(config) + b"\n" + canon(tokenizer) + b"\n")
     _hash_tensors(h, tensors)
     return h.hexdigest()
@@ -286,7 +286,7 @@ def read_model_file(path) -> ModelFile:
 
 
 def load_model(path, dtype="float32"):
-    """Load a model (or the model part of a checkpoint) after every check of DESIGN.md section 5."""
+    """Load a model (or the model part of a checkpoint) after every check of docs/design.md section 5.2."""
     return _build_model(read_model_file(path), dtype)
 
 

@@ -19,7 +19,7 @@ PAD, UNK, EOS = "<pad>", "<unk>", "</s>"
 SPECIALS = (PAD, UNK, EOS)
 PAD_ID, UNK_ID, EOS_ID = 0, 1, 2
 
-MAX_VOCAB = 50_000  # DESIGN.md section 3
+MAX_VOCAB = 50_000  # docs/design.md section 4.1
 
 
 class Tokenizer(ABC):

@@ -1,4 +1,4 @@
-"""The word tokenizer of the seed (DESIGN.md section 3), the default for the bundled corpus.
+"""The word tokenizer of the seed (docs/design.md section 4.1), the default for the bundled corpus.
 
 Splitting: whitespace separates words; inside a word every ASCII punctuation character is a token
 of its own and the runs between them are tokens; case is kept; the literal `</s>` is the
