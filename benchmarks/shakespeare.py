@@ -24,6 +24,7 @@ import numpy as np
 
 from scratchlm import Model, ModelConfig
 from scratchlm.corpus import TokenCorpus, read_corpus
+from scratchlm.parallel import threads_per_process
 from scratchlm.plot import plot_metrics
 from scratchlm.tokenizers import build_tokenizer
 from scratchlm.train import CORPUS_MODEL, CORPUS_TRAIN, TrainConfig, Trainer
@@ -40,6 +41,7 @@ def main():
     parser.add_argument("--eval-every", type=int, default=50, help="updates between evaluations")
     parser.add_argument("--corpus", type=Path, default=Path(DEFAULT))
     parser.add_argument("--png", type=Path, default=Path("shakespeare_loss.png"))
+    parser.add_argument("--threads", type=int, help="as `scratchlm train` (default: the cores)")
     args = parser.parse_args()
     tokenizer = build_tokenizer("char", read_corpus(args.corpus))
     corpus = TokenCorpus.build(args.corpus, tokenizer)
@@ -47,8 +49,10 @@ def main():
     steps = int(CORPUS_TRAIN["steps"] * args.minutes / 2)
     tc = TrainConfig(**{**CORPUS_TRAIN, "steps": steps})
     window = tc.batch_size * CORPUS_MODEL["max_seq_len"]  # tokens per update
-    print(f"params={model.num_parameters} budget_min={args.minutes} steps_planned={steps}")
-    trainer, t0 = Trainer(model, tc), time.perf_counter()
+    print(f"params={model.num_parameters} budget_min={args.minutes} steps_planned={steps}", end=" ")
+    print(f"threads={threads_per_process(args.threads)}")
+    threads = threads_per_process(args.threads)
+    trainer, t0 = Trainer(model, tc, threads=threads), time.perf_counter()
     curve = []  # (training seconds, step, validation loss) at each evaluation
 
     def record(row):

@@ -73,7 +73,10 @@ DEMO_QUESTION = "How do mountains form?"
 # The Tiny Shakespeare preset (README), the defaults of corpus training: 3 recursions of a 128-wide
 # block, 64-character context. CoPE positions count back at most 15 units; a 64-token window rarely
 # needs more, and the smaller table is cheaper. Small batches at a high learning rate give the most
-# progress per second here.
+# progress per second here; Adam's beta2 = 0.95 (a shorter memory of the squared gradients, as
+# language models usually train) let that rate work: validation loss 1.70 instead of 1.75 after
+# 2 minutes, measured (README). The 2-minute budget stops the 2,100 updates at about 2,000, where a
+# longer schedule (a higher learning rate for longer) reached a lower loss than one that ends there.
 CORPUS_MODEL = {
     "d_model": 128,
     "n_heads": 4,
@@ -82,7 +85,7 @@ CORPUS_MODEL = {
     "max_seq_len": 64,
     "cope_max_pos": 16,
 }
-CORPUS_TRAIN = {"steps": 1400, "batch_size": 16, "lr": 4e-3}
+CORPUS_TRAIN = {"steps": 2100, "batch_size": 16, "lr": 5e-3, "warmup": 0.02, "beta2": 0.95}
 SAMPLE_TOKENS = 200
 VAL_SCORED = 100  # held-out examples whose answers are scored after every epoch
 
@@ -96,6 +99,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
     warmup: float = 0.05  # fraction of all updates spent warming up linearly
     weight_decay: float = 0.0
+    beta2: float = 0.999  # Adam's decay rate of the squared-gradient average
     dropout: float = 0.0  # training-only dropout rate (layers/dropout.py); 0: none
     grad_clip: float = 1.0  # global gradient-norm limit (0: no clipping)
     accum: int = 1  # micro-batches per update
@@ -129,6 +133,8 @@ class TrainConfig:
             raise ConfigError("weight_decay and grad_clip must be >= 0 (0: none)")
         if not 0 <= self.warmup < 1 or not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("warmup must be in [0, 1) and min_lr_ratio in [0, 1]")
+        if not 0 < self.beta2 < 1:
+            raise ConfigError(f"training option beta2 must be in (0, 1), got {self.beta2}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"training option dropout must be in [0, 1), got {self.dropout}")
 
@@ -161,7 +167,9 @@ class Trainer:
         self.metrics = metrics or MetricsLog(None)
         self.parallel = DataParallel(model, threads)
         self.world = self.parallel.world
-        self.opt = AdamW(model.params, lr=tc.lr, weight_decay=tc.weight_decay)
+        self.opt = AdamW(
+            model.params, lr=tc.lr, betas=(0.9, tc.beta2), weight_decay=tc.weight_decay
+        )
         self.step = 0  # updates taken in the current phase
         self.bad_in_row = 0
         self.first_loss = None

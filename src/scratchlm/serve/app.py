@@ -26,6 +26,7 @@ import asyncio
 import hmac
 import json
 import logging
+import threading
 import time
 import uuid
 from concurrent.futures import Future
@@ -212,6 +213,32 @@ class Answer:
 # ------------------------------------------------------------------------------ engine events
 
 
+class Mailbox:
+    """Hands the engine's (token, reason) events from its thread to the event loop. Waking the loop
+    costs a system call and a turn of the loop, so it is woken ONCE for all the events that arrive
+    before it runs: one wake-up per decoding step of the whole batch, not one per token of each
+    request (measured: the difference between 3x and 4x more tokens/s for 16 clients)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.pending: list[tuple[asyncio.Queue, tuple]] = []  # (a request's queue, its event)
+        self.lock = threading.Lock()
+
+    def put(self, queue: asyncio.Queue, event: tuple) -> None:
+        """From any thread: `event` goes into `queue` at the loop's next turn."""
+        with self.lock:
+            self.pending.append((queue, event))
+            wake = len(self.pending) == 1  # else a wake-up is on its way already
+        if wake:
+            self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self.lock:
+            pending, self.pending = self.pending, []
+        for queue, event in pending:
+            queue.put_nowait(event)
+
+
 async def job_events(request: Request, job: Job, events: asyncio.Queue):
     """A batch job's (token, reason) events, in lists of all those that have arrived: one when
     the server keeps up, several when it lags behind (then they go out as one chunk, which costs
@@ -380,6 +407,7 @@ def create_app(model, name: str, api_key: str | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app):
+        app.state.mailbox = Mailbox(asyncio.get_running_loop())
         engine.start()
         yield
         engine.stop()
@@ -440,9 +468,8 @@ def create_app(model, name: str, api_key: str | None = None) -> FastAPI:
                 )
             search = engine.beam_search(ids, sampling, eos_id)
             return beam_events(search, sampling.max_new_tokens)
-        loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
-        emit = lambda *event: loop.call_soon_threadsafe(events.put_nowait, event)  # noqa: E731
+        emit = lambda *event: request.app.state.mailbox.put(events, event)  # noqa: E731
         job = Job(ids, sampling, emit, eos_id)
         engine.submit(job)
         return job_events(request, job, events)

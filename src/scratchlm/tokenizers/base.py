@@ -57,6 +57,8 @@ class Tokenizer(ABC):
 
     def _check_ids(self, ids: Iterable[int]) -> list[int]:
         """The ids as a list of Python ints, or `InputError` naming the first bad one."""
+        if isinstance(ids, list) and all(type(i) is int and 0 <= i < self.vocab_size for i in ids):
+            return ids  # the common case, checked without NumPy: streaming decodes at every token
         arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
         if arr.size == 0:
             return []
