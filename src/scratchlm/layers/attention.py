@@ -24,6 +24,7 @@ tokens from seeing the padding after them. Training may drop attention weights (
 o = (a * mask) @ v, the mask a constant of the backward pass. Not handled here: attention biases.
 """
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -65,6 +66,24 @@ class CopeCache(NamedTuple):
     drop: np.ndarray | None  # (B, H, Tq, Tk) dropout mask of the attention weights, or None
 
 
+@functools.lru_cache(maxsize=256)
+def _tri(rows: int, cols: int, k: int, dtype: np.dtype) -> np.ndarray:
+    """np.tri(rows, cols, k) in `dtype`, built once per shape and shared: read-only. The attention
+    asks for the same few shapes at every block of every step of every call."""
+    out = np.tri(rows, cols, k, dtype=dtype)
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _future_scores(Tq: int, Tk: int, dtype: np.dtype) -> np.ndarray:
+    """(Tq, Tk): 0 where query i (at position Tk - Tq + i) may see key j, -inf where j is later.
+    Built once per shape and shared: read-only."""
+    out = np.where(_tri(Tq, Tk, Tk - Tq, np.dtype(bool)), 0.0, -np.inf).astype(dtype)
+    out.flags.writeable = False
+    return out
+
+
 def _rows(x, m):
     """x (..., T) @ m (T, n) as ONE matrix product over all leading rows."""
     return (x.reshape(-1, x.shape[-1]) @ m).reshape(*x.shape[:-1], m.shape[1])
@@ -82,8 +101,8 @@ def cumsum_last(x, reverse=False):
     nb = -(-n // m)  # number of blocks; the last one is padded with zeros
     if nb * m > n:
         x = np.concatenate([x, np.zeros((*x.shape[:-1], nb * m - n), dtype=x.dtype)], axis=-1)
-    inner = np.tri(m, dtype=x.dtype)  # inner[t, j] = [t >= j]: sums from j to the block's end
-    outer = np.tri(nb, k=-1, dtype=x.dtype)  # outer[c, b] = [c > b]: the blocks after block b
+    inner = _tri(m, m, 0, x.dtype)  # inner[t, j] = [t >= j]: sums from j to the block's end
+    outer = _tri(nb, nb, -1, x.dtype)  # outer[c, b] = [c > b]: the blocks after block b
     if not reverse:
         inner, outer = inner.T, outer.T  # sums from the block's start; the blocks before
     sums = _rows(x.reshape(*x.shape[:-1], nb, m), inner)  # (..., nb, m)
@@ -104,9 +123,8 @@ def cope_attention_forward(q, k, v, cope, hide=None, dropout=None):
     dtype = q.dtype
     # Future keys get score -inf: their gates sigmoid(-inf) are exactly 0, so they add nothing to
     # the positions, and the softmax gives them weight 0 - one mask serves both.
-    future = np.where(np.tri(Tq, Tk, Tk - Tq, dtype=bool), 0.0, -np.inf).astype(dtype)  # (Tq, Tk)
     s = (q * dh**-0.5) @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk)
-    s += future
+    s += _future_scores(Tq, Tk, dtype)
     if hide is not None:
         np.copyto(s, -np.inf, where=hide)  # like future keys: gate 0, attention weight 0
     g = sigmoid(s)
