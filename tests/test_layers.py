@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from gradcheck import assert_grads_close, fixed_dropout
 
+from scratchlm.layers import attention
 from scratchlm.layers.attention import (
     QUERY_BLOCK,
     SUM_BLOCK,
@@ -56,6 +57,21 @@ def test_stacked_linear():
     y, _ = stacked_linear_forward(x, w)
     assert np.allclose(y, [x @ w_i for w_i in w], rtol=1e-12, atol=1e-12)  # y[i] = x @ w[i]
     check_layer(stacked_linear_forward, stacked_linear_backward, [x, w], "xw")
+
+
+def test_stacked_weights_side_by_side_give_the_same_products_and_gradients():
+    """The other memory layout of the stacked weights (params.fuse(..., side_by_side=True), a
+    decoding cache's: one wide product) computes what the checked one does."""
+    rng = np.random.default_rng(11)
+    x, w, dy = randn(rng, 2, 3, 5), randn(rng, 3, 5, 4), randn(rng, 3, 2, 3, 4)
+    side = np.ascontiguousarray(w.transpose(1, 0, 2)).transpose(1, 0, 2)  # (3, 5, 4), a view
+    assert np.array_equal(side, w) and not side.flags.c_contiguous
+    y, cache = stacked_linear_forward(x, w)
+    y_side, cache_side = stacked_linear_forward(x, side)
+    assert np.allclose(y_side, y, rtol=1e-12, atol=1e-12)
+    grads, grads_side = stacked_linear_backward(dy, cache), stacked_linear_backward(dy, cache_side)
+    for g, g_side in zip(grads, grads_side, strict=True):
+        assert np.allclose(g_side, g, rtol=1e-12, atol=1e-12)
 
 
 def test_dyt():
@@ -123,12 +139,19 @@ def inputs_with_positions_off_integers(make, P, cache_of):
     raise AssertionError("no seed gave positions away from integers")
 
 
+@pytest.fixture(params=["one level", "two levels"])
+def cumsum_levels(request, monkeypatch):
+    """Run the test through each way `cumsum_last` sums: one triangular product (a few short rows)
+    and two levels (long rows), whichever the test's sizes would pick."""
+    monkeypatch.setattr(attention, "ONE_LEVEL_WORK", 2**62 if request.param == "one level" else 0)
+
+
 @pytest.mark.parametrize(
     ("Tq", "Tk", "P", "dropout"),
     # self-attention, cached keys, positions clamped at P-1, attention weights dropped
     [(5, 5, 16, 0.0), (3, 7, 16, 0.0), (6, 6, 4, 0.0), (6, 6, 8, 0.4)],
 )
-def test_cope_attention(Tq, Tk, P, dropout):
+def test_cope_attention(Tq, Tk, P, dropout, cumsum_levels):
     B, H, dh = 2, 3, 4
 
     def make(rng):
@@ -149,7 +172,7 @@ def test_cope_attention(Tq, Tk, P, dropout):
 
 @pytest.mark.parametrize("n", [1, SUM_BLOCK - 1, SUM_BLOCK, 3 * SUM_BLOCK + 5])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_cumsum_last(n, reverse):
+def test_cumsum_last(n, reverse, cumsum_levels):
     x = np.random.default_rng(n).standard_normal((2, 3, n))
     expected = np.flip(np.cumsum(np.flip(x, -1), -1), -1) if reverse else np.cumsum(x, -1)
     assert np.allclose(cumsum_last(x, reverse), expected, rtol=1e-12, atol=1e-12)
@@ -168,7 +191,7 @@ LONG = QUERY_BLOCK + SUM_BLOCK // 2 + 1
 
 
 @pytest.mark.parametrize(("Tq", "Tk", "hidden"), [(LONG, LONG, False), (LONG, LONG + 9, True)])
-def test_blocked_attention_equals_one_block(Tq, Tk, hidden):
+def test_blocked_attention_equals_one_block(Tq, Tk, hidden, cumsum_levels):
     """Query blocks against only the keys they can see: the same output and gradients as the
     whole (Tq, Tk) square in one call."""
     rng = np.random.default_rng(9)
@@ -185,7 +208,7 @@ def test_blocked_attention_equals_one_block(Tq, Tk, hidden):
         assert np.allclose(g, g_one, rtol=1e-10, atol=1e-12)
 
 
-def test_blocked_attention_gradients():
+def test_blocked_attention_gradients(cumsum_levels):
     B, H, dh, P = 1, 2, 3, 8
 
     def make(rng):

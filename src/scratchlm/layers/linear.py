@@ -3,7 +3,10 @@ maps of the same input with their weights stacked, y_i = x @ W_i.
 
 The leading axes are flattened so that NumPy runs ONE matrix product (one BLAS call) instead of a
 loop of small ones. The stacked form gives each y_i as its own contiguous array: elementwise work
-on them runs faster than on the column blocks of one concatenated product.
+on them runs faster than on the column blocks of one concatenated product. Stacked weights whose
+matrices lie side by side in memory (`params.fuse(..., side_by_side=True)`, a decoding cache's) are
+multiplied as that one concatenated matrix instead: for a single token one wide product is faster
+than k narrow ones.
 """
 
 import numpy as np
@@ -26,8 +29,13 @@ def linear_backward(dy, cache):
 
 def stacked_linear_forward(x, w):
     """x (..., n_in), w (k, n_in, n_out) -> y (k, ..., n_out), y[i] = x @ w[i]."""
-    k, _, n_out = w.shape
-    y = x.reshape(-1, x.shape[-1]) @ w  # (k, N, n_out): k products of the same (N, n_in) input
+    k, n_in, n_out = w.shape
+    x2 = x.reshape(-1, n_in)  # (N, n_in)
+    side_by_side = w.transpose(1, 0, 2)  # (n_in, k, n_out)
+    if side_by_side.flags.c_contiguous:  # [w_0 | w_1 | ...] in memory: one (N, k n_out) product
+        y = (x2 @ side_by_side.reshape(n_in, k * n_out)).reshape(-1, k, n_out).transpose(1, 0, 2)
+    else:
+        y = x2 @ w  # (k, N, n_out): k products of the same (N, n_in) input
     return y.reshape(k, *x.shape[:-1], n_out), (x, w)
 
 
