@@ -149,6 +149,42 @@ def test_decode_rejects_out_of_range_ids(kind):
         tok.encode(b"bytes")
 
 
+# Tokens whose spacing depends on their neighbours: quotes, contractions, numbers, abbreviations.
+STREAM_TEXT = (
+    "She said \"it's 3.14 (U.S.) and 1,000 at 10:30\" - well-known, isn't it? ' odd `quote "
+    "naïve café 東京 😀 </s> after the end"
+)
+
+
+@pytest.fixture(scope="module", params=["word", "char", "bpe"])
+def stream_tokenizer(request):
+    return build_tokenizer(
+        request.param, [SMALL_TEXT, STREAM_TEXT], vocab_size=300 if request.param == "bpe" else None
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_decoder_pushes_give_what_decode_gives(stream_tokenizer, data):
+    """A streamed answer (chat.TextStream, the server) reads the text through `decoder()`: after
+    every push it equals `decode` of all the ids so far, specials, quotes and cut characters
+    included."""
+    known = stream_tokenizer.encode(STREAM_TEXT + " " + SMALL_TEXT[:200])
+    ids = data.draw(
+        st.lists(st.one_of(st.sampled_from(known), st.integers(0, 2)), max_size=60), "ids"
+    )
+    decoder = stream_tokenizer.decoder()
+    for n, token in enumerate(ids, start=1):
+        assert decoder.push(token) == stream_tokenizer.decode(ids[:n])
+
+
+@pytest.mark.parametrize("kind", ["word", "char", "bpe"])
+def test_decoder_rejects_out_of_range_ids(kind):
+    tok = build_tokenizer(kind, [SMALL_TEXT], vocab_size=300 if kind == "bpe" else None)
+    with pytest.raises(InputError, match="out of range"):
+        tok.decoder().push(tok.vocab_size)
+
+
 # --------------------------------------------------------------------------- word rules
 
 

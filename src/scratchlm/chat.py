@@ -88,17 +88,20 @@ class TextStream:
     """
 
     def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.ids: list[int] = []
+        self.decoder = tokenizer.decoder()  # the text of all ids so far, a token at a time
         self.text = ""  # the decoded text of all ids so far
         self.released = ""
 
     def push(self, token: int) -> str:
         """Add a token; returns the newly final text (often empty)."""
-        self.ids.append(token)
-        before, self.text = self.text, self.tokenizer.decode(self.ids)
+        before, self.text = self.text, self.decoder.push(token)
+        # Most often the new text extends the old one: then it is the common prefix (tested in C,
+        # where commonprefix compares character by character in Python).
+        common = (
+            before if self.text.startswith(before) else os.path.commonprefix([before, self.text])
+        )
         # A trailing U+FFFD is a character whose bytes have not all arrived yet.
-        return self._release(os.path.commonprefix([before, self.text]).rstrip("\ufffd"))
+        return self._release(common.rstrip("\ufffd"))
 
     def flush(self) -> str:
         """The rest of the text, at the end of the answer."""

@@ -47,6 +47,12 @@ class Tokenizer(ABC):
     def to_json(self) -> dict:
         """A JSON-serialisable dict with a `"type"` key that `tokenizer_from_json` rebuilds."""
 
+    def decoder(self) -> "Redecoder":
+        """A decoder of ids that arrive one at a time (streamed answers): its `push(id)` returns
+        `decode` of every id pushed so far. This one decodes them all again at every push;
+        a tokenizer that can extend its text token by token returns a faster one."""
+        return Redecoder(self)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size})"
 
@@ -63,6 +69,17 @@ class Tokenizer(ABC):
         if arr.size == 0:
             return []
         return check_token_ids(arr, self.vocab_size, "ids", ndim=1).tolist()
+
+
+class Redecoder:
+    """`Tokenizer.decoder`'s default: keeps the ids and decodes all of them at every push."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer, self.ids = tokenizer, []
+
+    def push(self, token: int) -> str:
+        self.ids.append(token)
+        return self.tokenizer.decode(self.ids)
 
 
 class TokenListTokenizer(Tokenizer):

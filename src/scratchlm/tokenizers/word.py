@@ -65,21 +65,69 @@ class WordTokenizer(TokenListTokenizer):
     def _join(self, tokens: list[str]) -> str:
         return detokenize(tokens)
 
+    def decoder(self) -> "WordDecoder":
+        return WordDecoder(self)
+
 
 def detokenize(tokens: list[str]) -> str:
     """Join word tokens with spaces, attaching punctuation the way English is written."""
-    parts: list[str] = []
-    glue_next = False  # the previous token asked to be followed without a space
-    open_quotes: set[str] = set()
-    for i, tok in enumerate(tokens):
-        prev = tokens[i - 1] if i > 0 else ""
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
-        glue_before, glue_after = _attachment(prev, tok, nxt, open_quotes)
-        if parts and not (glue_next or glue_before):
+    joiner = Joiner()
+    for tok in tokens:
+        joiner.add(tok)
+    return joiner.text()
+
+
+class Joiner:
+    """`detokenize`, one token at a time: `add` tokens, `text()` is the text of all of them.
+
+    Whether a token is spaced from its neighbours depends on the token after it, so a token is
+    placed when the next one arrives; `text()` places the newest one as the last (on a copy of
+    the open quotes, since placing a quote opens or closes it). Streaming an answer (`decoder`)
+    thus costs one placement per token instead of joining the whole answer again.
+    """
+
+    def __init__(self):
+        self.parts: list[str] = []  # the placed tokens and the spaces between them
+        self.glue_next = False  # the last placed token asked to be followed without a space
+        self.open_quotes: set[str] = set()
+        self.prev = ""  # the last placed token
+        self.last: str | None = None  # the newest token, not placed yet
+
+    def add(self, tok: str) -> None:
+        if self.last is not None:
+            self.glue_next = self._place(self.last, tok, self.open_quotes, self.parts)
+            self.prev = self.last
+        self.last = tok
+
+    def text(self) -> str:
+        if self.last is None:
+            return "".join(self.parts)
+        parts = self.parts.copy()
+        self._place(self.last, "", set(self.open_quotes), parts)
+        return "".join(parts)
+
+    def _place(self, tok: str, nxt: str, open_quotes: set[str], parts: list[str]) -> bool:
+        """Append `tok` (and the space before it, if any) to `parts` -> whether it glues to the
+        token after it."""
+        glue_before, glue_after = _attachment(self.prev, tok, nxt, open_quotes)
+        if parts and not (self.glue_next or glue_before):
             parts.append(" ")
         parts.append(tok)
-        glue_next = glue_after
-    return "".join(parts)
+        return glue_after
+
+
+class WordDecoder:
+    """`WordTokenizer.decoder`: ids pushed one at a time, the text of all of them as `decode`
+    gives it, at the cost of one token per push."""
+
+    def __init__(self, tokenizer: "WordTokenizer"):
+        self.tokenizer, self.joiner = tokenizer, Joiner()
+
+    def push(self, token: int) -> str:
+        (token,) = self.tokenizer._check_ids([token])
+        if token >= len(SPECIALS):  # decode drops the specials
+            self.joiner.add(self.tokenizer.tokens[token])
+        return self.joiner.text()
 
 
 def _attachment(prev: str, tok: str, nxt: str, open_quotes: set[str]) -> tuple[bool, bool]:
