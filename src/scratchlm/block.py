@@ -33,7 +33,7 @@ NORM1, NORM2 = norm_names("block.norm1"), norm_names("block.norm2")
 
 
 def _get(w, names):
-    return tuple(w[name] for name in names)
+    return [w[name] for name in names]
 
 
 def _add(grads, names, values):

@@ -95,7 +95,7 @@ class Model:
             h, cache_rec = act_forward(h, w, cfg, kv, dropout)
         else:
             h, cache_rec = recursive_forward(h, w, cfg.depth, kv, dropout)
-        u, cache_nf = dyt_forward(h, *(w[name] for name in NORM_F))
+        u, cache_nf = dyt_forward(h, *[w[name] for name in NORM_F])
         logits, cache_head = linear_forward(u, w["head.w"])  # (B, T, V)
         return logits, (w, (cache_emb, drop_emb), cache_rec, cache_nf, cache_head)
 

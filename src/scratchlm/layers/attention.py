@@ -252,7 +252,7 @@ def project_qkv(u, w_qkv, n_heads):
     """u (B, T, d), w_qkv = [wq, wk, wv] stacked (3, d, d) -> q, k, v (B, H, T, dh) each, and the
     cache of the one stacked product."""
     qkv, cache_qkv = stacked_linear_forward(u, w_qkv)  # (3, B, T, d)
-    q, k, v = (split_heads(x, n_heads) for x in qkv)  # (B, H, T, dh) each
+    q, k, v = [split_heads(x, n_heads) for x in qkv]  # (B, H, T, dh) each
     return q, k, v, cache_qkv
 
 
