@@ -11,7 +11,8 @@ free local port, then sends chat completions with `stream: true`:
 Every request asks a different bundled question and generates exactly `--max-tokens` tokens
 (`ignore_eos`, so that all runs do the same work). Prints key=value lines: total generated tokens/s
 over the wall time, time to first token (TTFT) and per-token latency (the gaps between streamed
-tokens), p50 and p99, and `batching_gain`: the tokens/s of 16 concurrent clients over sequential.
+chunks, which carry the tokens of up to 10 ms: `FLUSH_INTERVAL_S`), p50 and p99, and
+`batching_gain`: the tokens/s of 16 concurrent clients over sequential.
 With --repeats N every mode runs N times, interleaved, and the best run of each is printed.
 """
 
