@@ -233,6 +233,27 @@ def test_answer_cuts_at_stop_strings_and_never_sends_part_of_one(text, answer_te
     assert not any("a" in p and "ab" in text for p in pieces)
 
 
+def test_mailbox_delivers_at_once_after_a_pause_then_gathers_for_its_interval():
+    """The engine's events reach the loop at once when none came for an interval; the next ones
+    wait for the interval to pass and then arrive together (one chunk per stream)."""
+    import asyncio
+
+    from scratchlm.serve.app import Mailbox
+
+    async def scenario():
+        box, events = Mailbox(asyncio.get_running_loop(), interval=1.0), asyncio.Queue()
+        threading.Thread(target=box.put, args=(events, (1, None))).start()  # as the engine does
+        await asyncio.wait_for(events.get(), 0.5)  # the first one: at the loop's next turn
+        for token in (2, 3):
+            box.put(events, (token, None))
+        await asyncio.sleep(0.1)
+        assert events.empty()  # held back: the last delivery was under an interval ago
+        got = [await asyncio.wait_for(events.get(), 2.0), events.get_nowait()]
+        assert got == [(2, None), (3, None)]
+
+    asyncio.run(scenario())
+
+
 # ------------------------------------------------------------------------------ errors
 
 GOOD = {"model": "tiny", "messages": [{"role": "user", "content": "Why?"}]}
