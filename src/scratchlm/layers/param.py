@@ -1,0 +1,48 @@
+"""What a layer declares about each of its parameters: shape, initialisation, weight decay, role.
+
+Every layer module names its own parameters by LOCAL name (`gamma`, `wq`, `cope`, ...) in a
+`<layer>_params(cfg)` function returning `{local name: Param}`; its forward pass takes them, and its
+backward pass returns their gradients, under the same names. params.py prefixes the local names
+with where the layer sits (`block.norm1.gamma`, `blocks.2.attn.wq`) to build the model's table.
+
+The initialisers below are the few distributions the model uses; each layer says next to its
+parameters why it picks the one it does.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Init = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Param:
+    shape: tuple[int, ...]
+    init: Init
+    decay: bool  # does weight decay pull it towards zero?
+    role: str  # one line for the parameter table (`scratchlm info --params`, docs)
+
+
+def normal(std: float) -> Init:
+    return lambda rng, shape: rng.standard_normal(shape) * std
+
+
+def fan_in(rng, shape):
+    """N(0, 1/fan_in): a matrix reading a unit-scale input keeps its output at unit scale."""
+    return rng.standard_normal(shape) * (1.0 / np.sqrt(shape[0]))
+
+
+def residual_out(n_steps: int) -> Init:
+    """fan_in further divided by sqrt(2 n_steps), for the matrices that WRITE into the residual
+    stream: the 2 n_steps residual branches then add up to a bounded variance however deep the
+    recursion (the GPT-2 trick)."""
+    return lambda rng, shape: fan_in(rng, shape) / np.sqrt(2 * n_steps)
+
+
+def constant(value: float) -> Init:
+    return lambda rng, shape: np.full(shape, value, dtype=np.float64)
+
+
+zeros, ones = constant(0.0), constant(1.0)
