@@ -2,8 +2,9 @@
 
 import json
 
+from scratchlm.checkpoint import load_checkpoint
 from scratchlm.cli import main
-from scratchlm.modelfile import load_checkpoint, load_model
+from scratchlm.model import load_model
 from scratchlm.train import Trainer
 
 TEXT = (

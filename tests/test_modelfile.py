@@ -13,6 +13,7 @@ import pytest
 import safetensors.numpy
 
 from scratchlm import Model
+from scratchlm.checkpoint import load_checkpoint, save_checkpoint
 from scratchlm.config import ModelConfig
 from scratchlm.errors import (
     InputError,
@@ -27,14 +28,8 @@ from scratchlm.errors import (
     ModelFileVersionError,
     ModelFileWriteError,
 )
-from scratchlm.modelfile import (
-    load_checkpoint,
-    load_model,
-    model_digest,
-    read_model_file,
-    save_checkpoint,
-    save_model,
-)
+from scratchlm.model import load_model
+from scratchlm.modelfile import model_digest, read_model_file, save_model
 from scratchlm.optim import AdamW
 from scratchlm.params import param_shapes
 from scratchlm.tokenizers import WordTokenizer

@@ -24,10 +24,11 @@ from test_corpus_train import corpus
 from test_train import write_sets
 
 from scratchlm import Model, ModelConfig
+from scratchlm.checkpoint import load_checkpoint
 from scratchlm.cli import main
 from scratchlm.errors import ConfigError
 from scratchlm.examples import Batch
-from scratchlm.modelfile import load_checkpoint, load_model
+from scratchlm.model import load_model
 from scratchlm.optim import AdamW, clip_grad_norm
 from scratchlm.parallel import DataParallel, GradBuffer, get_world, shard_rows
 from scratchlm.train import TrainConfig, Trainer

@@ -23,7 +23,7 @@ import pytest
 from scratchlm import chat_format
 from scratchlm.cli import main as cli
 from scratchlm.generate import generate_batch
-from scratchlm.modelfile import load_model
+from scratchlm.model import load_model
 from scratchlm.sampling import Sampling
 from scratchlm.train import BUNDLED_DATA, Phase, RunOptions, TrainConfig, train_examples
 

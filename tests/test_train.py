@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from scratchlm import Model, ModelConfig
+from scratchlm.checkpoint import load_checkpoint
 from scratchlm.errors import ConfigError, TrainingDivergedError
 from scratchlm.examples import ExampleBatcher
-from scratchlm.modelfile import load_checkpoint, load_model
+from scratchlm.model import load_model
 from scratchlm.plot import updates
 from scratchlm.train import (
     Phase,

@@ -124,51 +124,19 @@ def checkpoint_digest(
 def save_model(path, model, description: str | None = None) -> str:
     """Write `model` to `path` (`.safetensors` or `.json`) atomically; return its `sha256`."""
     path = Path(path)
-    mf = _model_file_of(path, model, description)
+    mf = model_file_of(path, model, description)
     with atomic_write(path, ModelFileWriteError) as f:
-        f.write(_encode(mf))
+        f.write(encode(mf))
     return mf.sha256
 
 
-def save_checkpoint(path, model, opt_state: dict, trainer_state: dict) -> str:
-    """Write a training checkpoint atomically; return its `checkpoint_sha256`.
-
-    `opt_state` is `AdamW.state_dict()`: its "m" and "v" dicts become the `opt.*` tensors and the
-    rest (e.g. "t") the `optimizer` entry. `trainer_state` is any JSON-serialisable dict (step,
-    epoch, phase, RNG state, best loss); numpy scalars and arrays in it are turned into numbers
-    and lists.
-    """
-    path = Path(path)
-    if not isinstance(opt_state, dict) or not {"m", "v"} <= opt_state.keys():
-        raise InputError("opt_state must be a dict with the moment dicts 'm' and 'v'")
-    mf = _model_file_of(path, model, description=None)
-    opt_tensors = {
-        f"{OPT_PREFIX}{kind}.{name}": np.ascontiguousarray(a, dtype=np.float32)
-        for kind in ("m", "v")
-        for name, a in opt_state[kind].items()
-    }
-    _refuse_non_finite(path, opt_tensors)
-    scalars = {k: v for k, v in opt_state.items() if k not in ("m", "v")}
-    optimizer = _json_value(scalars, "opt_state")
-    trainer_state = _json_value(trainer_state, "trainer_state")
-    mf.extra = {
-        "optimizer": optimizer,
-        "trainer_state": trainer_state,
-        "checkpoint_sha256": checkpoint_digest(mf.sha256, optimizer, trainer_state, opt_tensors),
-        "tensors": opt_tensors,
-    }
-    with atomic_write(path, ModelFileWriteError) as f:
-        f.write(_encode(mf))
-    return mf.extra["checkpoint_sha256"]
-
-
-def _model_file_of(path: Path, model, description: str | None) -> ModelFile:
-    config = _json_value(model.config.to_dict(), "config")
+def model_file_of(path: Path, model, description: str | None) -> ModelFile:
+    config = json_value(model.config.to_dict(), "config")
     tokenizer = {}
     if model.tokenizer is not None:
-        tokenizer = _json_value(model.tokenizer.to_json(), "tokenizer")
+        tokenizer = json_value(model.tokenizer.to_json(), "tokenizer")
     tensors = {n: np.ascontiguousarray(p, dtype=np.float32) for n, p in model.params.items()}
-    _refuse_non_finite(path, tensors)
+    refuse_non_finite(path, tensors)
     metadata = {
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "architecture": "TRM",
@@ -188,7 +156,7 @@ def _scratchlm_version() -> str:
     return __version__
 
 
-def _json_value(obj, what: str):
+def json_value(obj, what: str):
     """`obj` as a reader of the file will see it after a JSON round trip.
 
     The digests hash the objects as read back, so we hash (and write) exactly that: tuples become
@@ -208,14 +176,14 @@ def _numpy_to_json(obj):
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-def _refuse_non_finite(path: Path, tensors: dict[str, np.ndarray]) -> None:
+def refuse_non_finite(path: Path, tensors: dict[str, np.ndarray]) -> None:
     # Loading refuses non-finite values, so writing them would only make a file nobody can open.
     bad = _first_non_finite(tensors)
     if bad:
         raise ModelFileValueError(f"{path}: refusing to write the file: {bad}")
 
 
-def _encode(mf: ModelFile) -> bytes:
+def encode(mf: ModelFile) -> bytes:
     return _encode_json(mf) if _extension(mf.path) == ".json" else _encode_safetensors(mf)
 
 
@@ -283,36 +251,6 @@ def read_model_file(path) -> ModelFile:
     mf = _model_file_from_doc(path, format_version, doc, tensors)
     _verify_digests(mf)
     return mf
-
-
-def load_model(path, dtype="float32"):
-    """Load a model (or the model part of a checkpoint) after every check of docs/design.md section 5.2."""
-    return _build_model(read_model_file(path), dtype)
-
-
-def load_checkpoint(path, dtype="float32") -> tuple:
-    """Load a checkpoint: return `(model, opt_state, trainer_state)`.
-
-    `opt_state` has the shape of `AdamW.state_dict()` ("t", "m", "v", ...), ready for
-    `load_state_dict`; both digests have been verified.
-    """
-    mf = read_model_file(path)
-    if not mf.is_checkpoint:
-        raise ModelFileFormatError(
-            f"{mf.path}: not a training checkpoint: it is a model file without optimizer state"
-        )
-    model = _build_model(mf, dtype)
-    shapes = param_shapes(model.config)
-    opt_tensors = mf.extra["tensors"]
-    expected = {f"{OPT_PREFIX}{k}.{n}": shape for k in ("m", "v") for n, shape in shapes.items()}
-    _check_shapes(mf.path, opt_tensors, expected)
-    _check_finite(mf.path, opt_tensors)
-    opt_state = dict(mf.extra["optimizer"])
-    for kind in ("m", "v"):
-        opt_state[kind] = {
-            n: opt_tensors[f"{OPT_PREFIX}{kind}.{n}"].astype(model.dtype) for n in shapes
-        }
-    return model, opt_state, mf.extra["trainer_state"]
 
 
 def _extension(path: Path) -> str:
@@ -483,23 +421,19 @@ def _compare_digest(path: Path, key: str, stored: str, computed: str) -> None:
 # ------------------------------------------------------------------------- checks after the digest
 
 
-def _build_model(mf: ModelFile, dtype):
+def checked_model_parts(mf: ModelFile):
+    """The checks after the digests: the config is valid, the tensors are those of the config and
+    finite, the tokenizer can be rebuilt -> (ModelConfig, tokenizer or None, tensors)."""
     try:
         config = ModelConfig.from_dict(mf.config)
     except ConfigError as e:
         raise ModelFileConfigError(f"{mf.path}: config check failed: {e}") from e
-    shapes = param_shapes(config)
-    _check_shapes(mf.path, mf.tensors, shapes)
-    _check_finite(mf.path, mf.tensors)
-    tokenizer = _rebuild_tokenizer(mf)
-    from .model import Model  # late: the model module imports this one
-
-    model = Model(config, tokenizer, seed=0, dtype=dtype)
-    model.params = {name: mf.tensors[name].astype(model.dtype) for name in shapes}
-    return model
+    check_shapes(mf.path, mf.tensors, param_shapes(config))
+    check_finite(mf.path, mf.tensors)
+    return config, _rebuild_tokenizer(mf), mf.tensors
 
 
-def _check_shapes(path: Path, tensors: dict, expected: dict[str, tuple[int, ...]]) -> None:
+def check_shapes(path: Path, tensors: dict, expected: dict[str, tuple[int, ...]]) -> None:
     missing = [name for name in expected if name not in tensors]
     if missing:
         raise ModelFileShapeError(
@@ -520,7 +454,7 @@ def _check_shapes(path: Path, tensors: dict, expected: dict[str, tuple[int, ...]
             )
 
 
-def _check_finite(path: Path, tensors: dict[str, np.ndarray]) -> None:
+def check_finite(path: Path, tensors: dict[str, np.ndarray]) -> None:
     bad = _first_non_finite(tensors)
     if bad:
         raise ModelFileValueError(f"{path}: value check failed: {bad}")

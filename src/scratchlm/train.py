@@ -49,6 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import chat_format
+from .checkpoint import load_checkpoint, save_checkpoint
 from .checks import is_int
 from .config import ModelConfig
 from .corpus import TokenCorpus, read_corpus
@@ -59,7 +60,6 @@ from .fileio import append_text, os_errors
 from .layers.dropout import Dropout
 from .log import log_metrics
 from .model import Model
-from .modelfile import load_checkpoint, save_checkpoint
 from .optim import AdamW, clip_grad_norm, lr_at
 from .parallel import DataParallel, get_world, threads_per_process
 from .plot import plot_metrics
