@@ -81,7 +81,10 @@ else:
         from scratchlm.examples import Batch
     except ImportError:
         from scratchlm.data import Batch
-    from scratchlm.train import TrainConfig, Trainer
+    try:
+        from scratchlm.trainer import TrainConfig, Trainer
+    except ImportError:
+        from scratchlm.train import TrainConfig, Trainer
     tc = TrainConfig(batch_size=batch, steps=steps)
     if "threads" in inspect.signature(Trainer).parameters:
         from scratchlm.parallel import threads_per_process

@@ -232,8 +232,8 @@ def test_ponder_term_matches_its_formula():
     assert stats["ponder"] == pytest.approx(by_hand, rel=1e-12)
     assert loss == pytest.approx(stats["ce"] + 0.5 * by_hand, rel=1e-12)
     counted = N[MASK == 1]
-    assert (stats["depth_min"], stats["depth_max"]) == (counted.min(), counted.max())
-    assert stats["depth_mean"] == pytest.approx(counted.mean())
+    assert (stats["depth"].min, stats["depth"].max) == (counted.min(), counted.max())
+    assert stats["depth"].mean == pytest.approx(counted.mean())
     loss2, _, stats2 = model.loss_and_grads(IDS, targets, MASK, return_stats=True)
     assert (loss2, stats2) == (loss, stats)
 
@@ -254,7 +254,7 @@ def test_loss_mask_selects_the_ponder_positions():
 def test_fixed_depth_stats_and_float32():
     fixed = Model(ModelConfig(vocab_size=11, **TINY, depth=3))
     _, _, stats = fixed.loss_and_grads(IDS, IDS, return_stats=True)
-    assert stats["ponder"] == 0.0 and stats["depth_min"] == stats["depth_max"] == 3
+    assert stats["ponder"] == 0.0 and stats["depth"].min == stats["depth"].max == 3
     model = Model(ACT, dtype="float32")
     loss, grads = model.loss_and_grads(IDS, IDS, MASK)
     assert np.isfinite(loss)

@@ -5,7 +5,7 @@ import json
 from scratchlm.checkpoint import load_checkpoint
 from scratchlm.cli import main
 from scratchlm.model import load_model
-from scratchlm.train import Trainer
+from scratchlm.trainer import Trainer
 
 TEXT = (
     "".join(

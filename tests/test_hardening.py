@@ -193,7 +193,7 @@ def load_model_metadata(path):
 @pytest.mark.parametrize(
     "toml, fragment",
     [
-        ('[train]\nlr = "fast"', "lr must be a finite number"),
+        ('[train]\nlr = "fast"', "training option lr must be a number > 0, got 'fast'"),
         ("[train]\nweight_decay = nan", "weight_decay must be a finite number"),
         ('[model]\nhalt_eps = "x"', "'halt_eps' must be a number"),
         ("model = 3", "model must be a table"),

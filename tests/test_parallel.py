@@ -24,6 +24,7 @@ from test_corpus_train import corpus
 from test_train import write_sets
 
 from scratchlm import Model, ModelConfig
+from scratchlm.act import Depth
 from scratchlm.checkpoint import load_checkpoint
 from scratchlm.cli import main
 from scratchlm.errors import ConfigError
@@ -31,7 +32,7 @@ from scratchlm.examples import Batch
 from scratchlm.model import load_model
 from scratchlm.optim import AdamW, clip_grad_norm
 from scratchlm.parallel import DataParallel, GradBuffer, get_world, shard_rows
-from scratchlm.train import TrainConfig, Trainer
+from scratchlm.trainer import TrainConfig, Trainer
 
 WORKER = Path(__file__).with_name("mpi_worker.py")
 
@@ -111,10 +112,10 @@ def test_many_shards_give_the_gradient_of_one_batch():
     got = DataParallel(model, threads=5).gradients([batch])
     assert_close(got.grads, want, 1e-10)
     assert got.loss == pytest.approx(loss, rel=1e-12) and got.tokens == mask.sum()
-    depth = np.array(got.depth)  # (shards that counted, 4)
-    assert len(depth) == 4
-    assert depth[:, 0] @ depth[:, 1] / depth[:, 0].sum() == pytest.approx(stats["depth_mean"])
-    assert (depth[:, 2].min(), depth[:, 3].max()) == (stats["depth_min"], stats["depth_max"])
+    assert len(got.depth) == 4  # one Depth per shard that counted
+    depth = Depth.merged(got.depth)
+    assert depth.count == mask.sum() and depth.mean == pytest.approx(stats["depth"].mean)
+    assert (depth.min, depth.max) == (stats["depth"].min, stats["depth"].max)
 
 
 @pytest.mark.parametrize("case", RUNS)

@@ -25,7 +25,8 @@ from scratchlm.cli import main as cli
 from scratchlm.generate import generate_batch
 from scratchlm.model import load_model
 from scratchlm.sampling import Sampling
-from scratchlm.train import BUNDLED_DATA, Phase, RunOptions, TrainConfig, train_examples
+from scratchlm.train import BUNDLED_DATA, Phase, RunOptions, train_examples
+from scratchlm.trainer import TrainConfig
 
 pytestmark = pytest.mark.xdist_group("serve")  # one worker trains the model and runs the server
 

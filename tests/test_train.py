@@ -13,14 +13,8 @@ from scratchlm.errors import ConfigError, TrainingDivergedError
 from scratchlm.examples import ExampleBatcher
 from scratchlm.model import load_model
 from scratchlm.plot import updates
-from scratchlm.train import (
-    Phase,
-    RunOptions,
-    TrainConfig,
-    Trainer,
-    checkpoint_path,
-    train_examples,
-)
+from scratchlm.train import Phase, RunOptions, checkpoint_path, train_examples
+from scratchlm.trainer import TrainConfig, Trainer
 
 SMALL = {"d_model": 16, "n_heads": 2, "d_ff": 24, "depth": 2, "max_seq_len": 16}
 

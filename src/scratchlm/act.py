@@ -123,11 +123,30 @@ def ponder_cost(N, R, mask):
     return float((counted * (N + R)).sum() / total), counted / total
 
 
-def depth_stats(N, mask=None) -> dict:
-    """Mean, min and max depth N over the counted positions (mask None: all), for training logs."""
-    counted = N if mask is None else N[np.asarray(mask, dtype=bool)]
-    return {
-        "depth_mean": float(counted.mean()),
-        "depth_min": int(counted.min()),
-        "depth_max": int(counted.max()),
-    }
+class Depth(NamedTuple):
+    """How deep the counted tokens went: how many they are, their mean, least and most depth.
+    The one record of depth statistics: a forward pass's, a shard's, an update's, a log row's."""
+
+    count: float
+    mean: float
+    min: int
+    max: int
+
+    @classmethod
+    def of(cls, N, mask=None) -> "Depth":
+        """Of the depths N (B, T) at the positions the mask counts (None: all)."""
+        counted = N if mask is None else N[np.asarray(mask, dtype=bool)]
+        return cls(
+            float(counted.size), float(counted.mean()), int(counted.min()), int(counted.max())
+        )
+
+    @classmethod
+    def merged(cls, parts: list["Depth"]) -> "Depth":
+        """Of all the tokens of `parts` together (the mean weighted by the counts)."""
+        count = sum(p.count for p in parts)
+        mean = sum(p.count * p.mean for p in parts) / count
+        return cls(count, mean, min(p.min for p in parts), max(p.max for p in parts))
+
+    def row(self) -> dict:
+        """As the fields of a log or metrics row."""
+        return {"depth_mean": self.mean, "depth_min": self.min, "depth_max": self.max}

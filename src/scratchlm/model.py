@@ -9,8 +9,8 @@ backward.
 
 Per-call statistics for training logs: `loss(..., return_stats=True)` and
 `loss_and_grads(..., return_stats=True)` also return a dict with the cross-entropy `ce`, the
-unweighted ponder cost `ponder` (0 at fixed depth) and `depth_mean`/`depth_min`/`depth_max` over the
-counted positions. Nothing about a call is kept on the model.
+unweighted ponder cost `ponder` (0 at fixed depth) and `depth`, an `act.Depth` of the counted
+positions. Nothing about a call is kept on the model.
 
 Dropout (layers/dropout.py) runs only when a training step passes a `Dropout` to `loss_and_grads`
 (or `forward`): on the embeddings, the attention weights and both residual branches of every step.
@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .act import ActCache, act_backward, act_forward, depth_stats, ponder_cost
+from .act import ActCache, Depth, act_backward, act_forward, ponder_cost
 from .block import BlockStepCache, recursive_backward, recursive_forward
 from .checks import check_token_ids
 from .config import ModelConfig
@@ -170,17 +170,26 @@ class Model:
         grads = self.backward(cross_entropy_backward(cache_ce), cache, dR)
         return (loss, grads, stats) if return_stats else (loss, grads)
 
+    def step_gradient_norms(self, ids, targets, mask=None) -> list[float]:
+        """Gradient analysis: the L2 norm of each recursion step's own part of the block's
+        gradient of the loss on this batch (one norm per step; gradients.py)."""
+        logits, cache = self.forward(ids)
+        _, cache_ce, dR, _ = self._objective(logits, cache, targets, mask)
+        norms = []
+        self.backward(cross_entropy_backward(cache_ce), cache, dR, step_norms=norms)
+        return norms
+
     def _objective(self, logits, cache, targets, mask):
         """-> total loss, cross-entropy cache, dL/dR (None at fixed depth), stats (module doc)."""
         targets, mask = self._check_targets(targets, mask, logits.shape[:2])
         ce, cache_ce = cross_entropy_forward(logits, targets, mask)
         cfg = self.config
         if not cfg.adaptive_depth:
-            depth = {"depth_mean": float(cfg.depth), "depth_min": cfg.depth, "depth_max": cfg.depth}
-            return ce, cache_ce, None, {"ce": ce, "ponder": 0.0, **depth}
+            depth = Depth.of(np.full(targets.shape, cfg.depth), mask)
+            return ce, cache_ce, None, {"ce": ce, "ponder": 0.0, "depth": depth}
         act = cache.blocks
         ponder, dponder = ponder_cost(act.N, act.R, mask)
-        stats = {"ce": ce, "ponder": ponder, **depth_stats(act.N, mask)}
+        stats = {"ce": ce, "ponder": ponder, "depth": Depth.of(act.N, mask)}
         return ce + cfg.ponder_weight * ponder, cache_ce, cfg.ponder_weight * dponder, stats
 
     # ------------------------------------------------------------------------------ generation

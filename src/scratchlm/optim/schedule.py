@@ -29,8 +29,11 @@ def lr_at(step: int, *, max_lr: float, min_lr: float, warmup_steps: int, total_s
     return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float | None) -> float:
-    """Return the global L2 norm of all gradients, measured before clipping.
+def clip_grad_norm(
+    grads: dict[str, np.ndarray], max_norm: float | None, norm: float | None = None
+) -> float:
+    """Return the global L2 norm of all gradients, measured before clipping (or `norm`, when the
+    caller has measured it already).
 
     When it exceeds `max_norm`, every gradient is scaled in place so the global norm becomes
     exactly `max_norm`. `max_norm` None or 0 means measure only. A non-finite norm is returned
@@ -39,9 +42,10 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float | None) -> floa
     """
     if max_norm is not None and max_norm < 0:
         raise ConfigError(f"max_norm must be >= 0, got {max_norm}")
-    # fsum of per-tensor dot products: each dot is one fast BLAS call, and adding the partial sums
-    # in float64 keeps the small tensors from vanishing next to the big ones.
-    norm = math.sqrt(math.fsum(float(np.vdot(g, g)) for g in grads.values()))
+    if norm is None:
+        # fsum of per-tensor dot products: each dot is one fast BLAS call, and adding the partial
+        # sums in float64 keeps the small tensors from vanishing next to the big ones.
+        norm = math.sqrt(math.fsum(float(np.vdot(g, g)) for g in grads.values()))
     if max_norm and math.isfinite(norm) and norm > max_norm:
         scale = max_norm / norm
         for g in grads.values():
