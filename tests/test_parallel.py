@@ -221,10 +221,13 @@ def test_two_processes_run_both_phases_like_one_with_adaptive_depth(mpi, tmp_pat
     assert [json.loads(r)["phase"] for r in rows] == ["pretrain"] * 2 + ["chat"] * 2
 
 
-def test_a_checkpoint_resumes_on_another_number_of_processes(mpi, tmp_path, monkeypatch):
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd", "lion", "muon"])
+def test_a_checkpoint_resumes_on_another_number_of_processes(mpi, tmp_path, monkeypatch, optimizer):
     """2 processes interrupted -> resumed on 1, and 1 interrupted -> resumed on 2: both end with
-    the weights of an uninterrupted run."""
+    the weights of an uninterrupted run (every slot of the optimizer's state is in the
+    checkpoint: Adam's m and v, and Muon's momentum beside the m and v of its AdamW part)."""
     base = [*corpus(tmp_path), "--steps", "12", "--eval-every", "6", "--batch-size", "6"]
+    base += ["--optimizer", optimizer]
     full = tmp_path / "full.safetensors"
     assert main([*base, "--threads", "1", "--output", str(full)]) == 0
     want = load_model(full).params

@@ -16,13 +16,15 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..fileio import check_file, os_errors
-from ..train import TrainConfig
+from ..optim import OPTIMIZERS
+from ..trainer import TrainConfig
 
 TRAIN_OPTIONS = {  # command-line option -> TrainConfig field
     "epochs": "epochs",
     "steps": "steps",
     "batch_size": "batch_size",
     "lr": "lr",
+    "optimizer": "optimizer",
     "weight_decay": "weight_decay",
     "dropout": "dropout",
     "grad_clip": "grad_clip",
@@ -49,6 +51,7 @@ def register(sub):
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--chat-lr", type=float)
+    p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default adamw")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--dropout", type=float, help="training-only dropout rate (default 0)")
     p.add_argument("--grad-clip", type=float)
