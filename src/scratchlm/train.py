@@ -109,7 +109,10 @@ class RunOptions:
     seq_len: int | None = None  # window length (default: max_seq_len)
     eval_every: int = 200
     max_minutes: float | None = None  # stop cleanly after this wall time, and save
+    max_train_s: float | None = None  # ... or after this many training seconds (evals excluded)
     threads: int | None = None  # threads per process (None: its share of the cores); parallel.py
+    verbose: bool = True  # print what the run does (samples, answers before and after)
+    label: str = ""  # named in the progress bars ("rope: corpus"), e.g. by compare
 
 
 def demo_options(output: Path = Path("out/model.safetensors"), seed: int = 0) -> RunOptions:
@@ -196,7 +199,8 @@ def _finish(model, opts: RunOptions, metrics: MetricsLog, description: str) -> N
     if not get_world().is_root:
         return
     model.save(opts.output, description=description)
-    print(f"saved the model to {opts.output}")
+    if opts.verbose:
+        print(f"saved the model to {opts.output}")
     try:
         plot_metrics(metrics.rows, _sibling(opts.output, ".loss.png"))
     except WriteError as e:
@@ -213,7 +217,8 @@ def train_examples(opts: RunOptions) -> Model:
     everything = lambda: [t for phase in texts.values() for t in phase]  # noqa: E731
     model, opt_state, state = _new_or_resumed(opts, everything, "word", {})
     question = chat_format.prompt([], opts.question)
-    if not state and root:
+    say = root and opts.verbose
+    if not state and say:
         print(
             f"vocabulary: {model.tokenizer.vocab_size} tokens; model: {model.num_parameters:,} parameters"
         )
@@ -226,7 +231,8 @@ def train_examples(opts: RunOptions) -> Model:
         start_epoch = state["epoch"] if resuming else 0
         if start_epoch >= phase.train.epochs:
             continue
-        trainer = Trainer(model, replace(phase.train, seed=opts.seed), metrics, threads)
+        tc = replace(phase.train, seed=opts.seed)
+        trainer = Trainer(model, tc, metrics, threads, opts.label)
         if resuming:
             trainer.resume(opt_state, state)
         batcher = text_batcher(
@@ -237,7 +243,7 @@ def train_examples(opts: RunOptions) -> Model:
             opts.seed,
             phase.assistant_only,
         )
-        if root:
+        if say:
             print(f"{phase.name}: {len(texts[phase.name])} examples, {phase.train.epochs} epochs")
         held_out = val and phase.name == "chat"  # the phase the held-out file is for
         trainer.fit_examples(
@@ -247,7 +253,7 @@ def train_examples(opts: RunOptions) -> Model:
             checkpoint=checkpoint_path(opts.output),
             start_epoch=start_epoch,
         )
-    if root:
+    if say:
         print(f"after training: {opts.question!r} -> {answer(model, question)!r}")
         held_out_name = f"the held-out {opts.val.name}" if opts.val else ""
         for name, examples in (("the chat set", texts.get("chat")), (held_out_name, val)):
@@ -294,7 +300,7 @@ def train_corpus(opts: RunOptions) -> Model:
         model.num_parameters,
     )
     metrics = MetricsLog(_sibling(opts.output, ".metrics.jsonl") if world.is_root else None)
-    trainer = Trainer(model, opts.train, metrics, threads)
+    trainer = Trainer(model, opts.train, metrics, threads, opts.label)
     rng = np.random.default_rng(opts.seed)
     if state:
         trainer.resume(opt_state, state)
@@ -305,8 +311,9 @@ def train_corpus(opts: RunOptions) -> Model:
         opts.seq_len or model.config.max_seq_len,
         rng,
         eval_every=opts.eval_every,
-        evaluate=corpus_evaluation(model, corpus, opts, show_sample=True),
+        evaluate=corpus_evaluation(model, corpus, opts, show_sample=opts.verbose),
         max_minutes=opts.max_minutes,
+        max_train_s=opts.max_train_s,
         checkpoint=checkpoint_path(opts.output),
     )
     # os.fsdecode gave undecodable bytes of the file name lone surrogates, which no model file can

@@ -95,10 +95,12 @@ class Trainer:
     """Owns the optimizer and the update rule; `fit_examples` and `fit_corpus` drive it.
 
     `threads` > 1 computes the shards of each update on that many threads (parallel.py); 1 runs
-    them one after another, as a plain loop."""
+    them one after another, as a plain loop. `label` names the run in its progress bars."""
 
-    def __init__(self, model, tc: TrainConfig, metrics: MetricsLog | None = None, threads: int = 1):
-        self.model, self.tc = model, tc
+    def __init__(
+        self, model, tc: TrainConfig, metrics: MetricsLog | None = None, threads=1, label=""
+    ):
+        self.model, self.tc, self.label = model, tc, label
         self.metrics = metrics or MetricsLog(None)
         self.parallel = DataParallel(model, threads)
         self.world = self.parallel.world
@@ -193,7 +195,7 @@ class Trainer:
         updates_per_epoch = -(-len(batcher) // tc.accum)
         total = tc.epochs * updates_per_epoch
         rows = []
-        bar = _progress(total, self.step, phase, self.world.is_root)
+        bar = self._progress(total, phase)
         for epoch in range(start_epoch, tc.epochs):
             t0, results = time.perf_counter(), []
             for group in _groups(batcher.batches(epoch), tc.accum):
@@ -214,23 +216,24 @@ class Trainer:
         eval_every: int = 100,
         evaluate: Evaluate | None = None,
         max_minutes: float | None = None,
+        max_train_s: float | None = None,
         checkpoint: Path | None = None,
     ) -> list[dict]:
-        """Train until `tc.steps` updates (counting those already taken when resuming) or the
-        wall-clock budget (rank 0's clock); an interval ends every `eval_every` updates and at
-        the end."""
+        """Train until `tc.steps` updates (counting those already taken when resuming), the
+        wall-clock budget `max_minutes` or the training-clock budget `max_train_s` (rank 0's
+        clocks); an interval ends every `eval_every` updates and at the end."""
         tc = self.tc
         deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
         rows, pending, t0 = [], [], time.perf_counter()
-        bar = _progress(tc.steps, self.step, "corpus", self.world.is_root)
+        bar = self._progress(tc.steps, "corpus")
         while self.step < tc.steps:
             group = [corpus.sample(tc.batch_size, seq_len, rng) for _ in range(tc.accum)]
             result = self.update(group, self.lr(tc.steps))
             bar.update(1)
             if result:
                 pending.append(result)
-            out_of_time = deadline is not None and self.world.root_decides(
-                time.monotonic() >= deadline
+            out_of_time = self.world.root_decides(
+                self._out_of_time(deadline, max_minutes, max_train_s, t0)
             )
             if self.step % eval_every == 0 or self.step == tc.steps or out_of_time:
                 row = self._summary("corpus", pending, time.perf_counter() - t0)
@@ -239,10 +242,18 @@ class Trainer:
                 self._end_interval(row, evaluate, checkpoint, state)
                 pending, t0 = [], time.perf_counter()
             if out_of_time:
-                logger.info("stopping at the time budget of %s minutes", max_minutes)
+                logger.info("stopping at the time budget of %s", out_of_time)
                 break
         bar.close()
         return rows
+
+    def _out_of_time(self, deadline, max_minutes, max_train_s, t0) -> str:
+        """Which budget is spent ("" if none): the wall clock's or the training clock's."""
+        if deadline is not None and time.monotonic() >= deadline:
+            return f"{max_minutes} minutes"
+        if max_train_s is not None and self.train_s + time.perf_counter() - t0 >= max_train_s:
+            return f"{max_train_s:g} training seconds"
+        return ""
 
     def _end_interval(self, row: dict, evaluate, checkpoint, state: dict) -> None:
         """The one end of every interval of both loops (module docstring). The other ranks go on
@@ -273,6 +284,17 @@ class Trainer:
             row.update(Depth.merged([d for r in results for d in r["depth"]]).row())
         return row
 
+    def _progress(self, total: int, what: str):
+        """A progress bar on a terminal (stderr, rank 0); nothing when stderr is a file or pipe."""
+        return tqdm(
+            total=total,
+            initial=self.step,
+            desc=f"{self.label}: {what}" if self.label else what,
+            unit="update",
+            leave=False,
+            disable=None if self.world.is_root else True,
+        )
+
     def save(self, path: Path, state: dict):
         trainer_state = {
             "step": self.step,
@@ -288,18 +310,6 @@ def _with_epoch(row: dict, epoch: int) -> dict:
     """The row with `epoch` after `step`, where example-set rows have always had it."""
     items = list(row.items())
     return dict(items[:2] + [("epoch", epoch)] + items[2:])
-
-
-def _progress(total: int, done: int, what: str, show: bool = True):
-    """A progress bar on a terminal (stderr); nothing when the output goes to a file or pipe."""
-    return tqdm(
-        total=total,
-        initial=done,
-        desc=what,
-        unit="update",
-        leave=False,
-        disable=None if show else True,
-    )
 
 
 def _groups(batches: Iterable[Batch], size: int) -> Iterator[list[Batch]]:
