@@ -22,6 +22,7 @@ from scratchlm.layers.attention import (
 )
 from scratchlm.layers.gelu import gelu_backward, gelu_forward
 from scratchlm.layers.layernorm import layernorm_backward, layernorm_forward
+from scratchlm.layers.relu2 import relu2_backward, relu2_forward
 from scratchlm.layers.rmsnorm import rmsnorm_backward, rmsnorm_forward
 from scratchlm.layers.rope import rope_backward, rope_forward
 from scratchlm.look_inside import look_inside
@@ -35,6 +36,7 @@ VARIANTS = {
     "rmsnorm-rope-gelu": {"norm": "rmsnorm", "position": "rope", "ffn": "gelu"},
     "layernorm-none-swiglu": {"norm": "layernorm", "position": "none", "ffn": "swiglu"},
     "dyt-cope-gelu": {"norm": "dyt", "position": "cope", "ffn": "gelu"},
+    "rmsnorm-rope-relu2": {"norm": "rmsnorm", "position": "rope", "ffn": "relu2"},
 }
 # TINY's depth 3 for the shared block; a stack of two distinct blocks keeps the checks small.
 LAYOUTS = {"shared": {"share_weights": True}, "stack": {"share_weights": False, "depth": 2}}
@@ -83,6 +85,14 @@ def test_gelu_ffn():
     rng = np.random.default_rng(4)
     p = {"w1": randn(rng, 4, 7), "w2": randn(rng, 7, 4)}
     check_params(gelu_forward, gelu_backward, randn(rng, 2, 3, 4), p)
+
+
+def test_relu2_ffn():
+    rng = np.random.default_rng(10)
+    p = {"w1": randn(rng, 4, 7), "w2": randn(rng, 7, 4)}
+    check_params(relu2_forward, relu2_backward, randn(rng, 2, 3, 4), p)
+    out, _ = relu2_forward(np.array([[-2.0, 0.0, 3.0]]), {"w1": np.eye(3), "w2": np.eye(3)})
+    np.testing.assert_array_equal(out, [[0.0, 0.0, 9.0]])
 
 
 def test_gelu_is_the_tanh_form_of_gpt2():

@@ -16,13 +16,14 @@ from .layers.dyt import DYT
 from .layers.gelu import GELU
 from .layers.layernorm import LAYERNORM
 from .layers.param import Layer
+from .layers.relu2 import RELU2
 from .layers.rmsnorm import RMSNORM
 from .layers.rope import ROPE
 from .layers.swiglu import SWIGLU
 
 NORMS: dict[str, Layer] = {"dyt": DYT, "rmsnorm": RMSNORM, "layernorm": LAYERNORM}
 POSITIONS: dict[str, Position] = {"cope": COPE, "rope": ROPE, "none": NO_POSITION}
-FFNS: dict[str, Layer] = {"swiglu": SWIGLU, "gelu": GELU}
+FFNS: dict[str, Layer] = {"swiglu": SWIGLU, "gelu": GELU, "relu2": RELU2}
 
 
 class Parts(NamedTuple):
