@@ -5,12 +5,12 @@ times, each step s with its own learned residual scales:
     h = h + ffn_scale[s]  * FFN(Norm(h; norm2))
 
 Which norm, which position scheme inside the attention and which feed-forward network: the parts
-the config names (parts.py). With `share_weights` (the default) every step runs the SAME block, so
-its gradient is the SUM of its gradients over the steps (no averaging); otherwise step s runs
-block s, a GPT-style stack. Each step keeps its own cache. `w` is the call's `params.Weights`
-(step s reads `w.blocks[s]`, the fused matrices `w_qkv` and `w13` included), and the gradients
-have the same shape. With a key/value cache (`kv`), step s reads and extends the cache of step s.
-Adaptive depth (per-token halting) is act.py.
+the config names (parts.py), which the call's weights carry (`w.parts`). With `share_weights` (the
+default) every step runs the SAME block, so its gradient is the SUM of its gradients over the steps
+(no averaging); otherwise step s runs block s, a GPT-style stack. Each step keeps its own cache.
+`w` is the call's `params.Weights` (step s reads `w.blocks[s]`, the fused matrices `w_qkv` and
+`w13` included), and the gradients have the same shape. With a key/value cache (`kv`), step s
+reads and extends the cache of step s. Adaptive depth (per-token halting) is act.py.
 
 Training may pass a `Dropout` (layers/dropout.py): it drops elements of both residual branches,
 h + scale * (a * mask), and the attention weights; its masks are drawn afresh at every step.
@@ -23,7 +23,6 @@ import numpy as np
 from .layers.attention import AttentionCache, attention_backward, attention_forward, project_qkv
 from .layers.dropout import dropout_backward, dropout_forward
 from .layers.param import Param, constant
-from .parts import parts_of
 
 
 def step_scale_params(cfg) -> dict[str, Param]:
@@ -59,7 +58,7 @@ def block_step_forward(h, w, s, cfg, positions=None, kv=None, dropout=None):
 
     positions (B, T): each token's position (None: 0 .. T-1); dropout: None, or a `Dropout`
     (training) for the branches and the attention weights."""
-    parts, b = parts_of(cfg), w.blocks[s]
+    parts, b = w.parts, w.blocks[s]
     u1, cache_n1 = parts.norm.forward(h, b.norm1, cfg)
     a, cache_attn = attention_forward(u1, b.attn, cfg, parts.position, positions, kv, s, dropout)
     a, drop_a = dropout_forward(a, dropout)  # (B, T, d)
@@ -76,7 +75,7 @@ def block_step_forward(h, w, s, cfg, positions=None, kv=None, dropout=None):
 def block_step_backward(dh, cache: BlockStepCache, w, grads, cfg):
     """Adds this step's gradients into `grads` (Weights-shaped, see params.zero_block_grads) and
     returns dL/dh at the step's input."""
-    parts, s, g = parts_of(cfg), cache.step, grads.blocks[cache.step]
+    parts, s, g = w.parts, cache.step, grads.blocks[cache.step]
     grads.scales["ffn_scale"][s] += np.vdot(dh, cache.f)
     df = dropout_backward(w.scales["ffn_scale"][s] * dh, cache.drop_f)
     du2, dffn = parts.ffn.backward(df, cache.ffn)
@@ -97,9 +96,8 @@ def block_step_backward(dh, cache: BlockStepCache, w, grads, cfg):
 def block_keys_values(h, w, cfg, positions=None):
     """The keys and values (B, H, T, dh) that states h (B, T, d) entering ANY step of the shared
     block give: the step index only enters through the residual scales."""
-    parts = parts_of(cfg)
-    u1, _ = parts.norm.forward(h, w.blocks[0].norm1, cfg)
-    return project_qkv(u1, w.blocks[0].attn, cfg, parts.position, positions)[1:3]
+    u1, _ = w.parts.norm.forward(h, w.blocks[0].norm1, cfg)
+    return project_qkv(u1, w.blocks[0].attn, cfg, w.parts.position, positions)[1:3]
 
 
 def recursive_forward(h, w, cfg, positions=None, kv=None, dropout=None):

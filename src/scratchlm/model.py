@@ -52,7 +52,6 @@ from .params import (
     weights,
     zero_block_grads,
 )
-from .parts import parts_of
 from .sampling import Sampling
 
 DTYPES = ("float32", "float64")
@@ -121,7 +120,7 @@ class Model:
             h, cache_rec = act_forward(h, w, cfg, positions, kv, dropout)
         else:
             h, cache_rec = recursive_forward(h, w, cfg, positions, kv, dropout)
-        u, cache_nf = parts_of(cfg).norm.forward(h, w.norm_f, cfg)
+        u, cache_nf = w.parts.norm.forward(h, w.norm_f, cfg)
         logits, cache_head = linear_forward(u, w.head["w"])  # (B, T, V)
         return logits, ForwardCache(w, cache_emb, drop_emb, cache_rec, cache_nf, cache_head)
 
@@ -137,7 +136,7 @@ class Model:
         # each step's own share, every step gets its own until they are summed below.
         grads = zero_block_grads(w, per_step=step_norms is not None)
         du, grads.head["w"] = linear_backward(dlogits, cache.head)
-        dh, dnorm_f = parts_of(cfg).norm.backward(du, cache.norm_f)
+        dh, dnorm_f = w.parts.norm.backward(du, cache.norm_f)
         grads.norm_f.update(dnorm_f)
         if cfg.adaptive_depth:
             dR = np.zeros(dh.shape[:2], dtype=dh.dtype) if dR is None else dR  # (B, T)

@@ -30,7 +30,7 @@ from .block import step_scale_params
 from .layers.attention import ATTENTION_FUSED, attention_params
 from .layers.embedding import embedding_params
 from .layers.param import Param, normal
-from .parts import FFNS, NORMS, POSITIONS, parts_of
+from .parts import FFNS, NORMS, POSITIONS, Parts, parts_of
 
 
 class BlockWeights(NamedTuple):
@@ -41,6 +41,7 @@ class BlockWeights(NamedTuple):
 
 
 class Weights(NamedTuple):
+    parts: Parts  # what the weights are for: the config's norm, position scheme and FFN
     embedding: dict[str, np.ndarray]  # tok_emb, pos_emb
     blocks: tuple[
         BlockWeights, ...
@@ -63,6 +64,11 @@ class Group(NamedTuple):
     prefix: str  # "" or "block.attn" ...: name = prefix + "." + local name
     params: dict[str, Param]
     fused: dict[str, tuple[str, ...]]
+
+    @property
+    def names(self) -> dict[str, str]:
+        """local name -> the parameter's name."""
+        return {local: _name(self.prefix, local) for local in self.params}
 
 
 def block_prefixes(cfg) -> list[str]:
@@ -152,8 +158,14 @@ def _stack(arrays: list[np.ndarray], side_by_side: bool) -> np.ndarray:
     return np.stack(arrays)
 
 
-def _local(params, group: Group, side_by_side: bool) -> dict[str, np.ndarray]:
-    local = {name: params[_name(group.prefix, name)] for name in group.params}
+@functools.lru_cache(maxsize=64)
+def _names(cfg) -> tuple[dict[str, str], ...]:
+    """Each group's `names`, worked out once per config (forward calls read them every time)."""
+    return tuple(g.names for g in groups(cfg))
+
+
+def _local(params, group: Group, names: dict, side_by_side: bool) -> dict[str, np.ndarray]:
+    local = {local: params[name] for local, name in names.items()}
     for fused, names in group.fused.items():
         local[fused] = _stack([local.pop(name) for name in names], side_by_side)
     return local
@@ -162,13 +174,17 @@ def _local(params, group: Group, side_by_side: bool) -> dict[str, np.ndarray]:
 def weights(params: dict[str, np.ndarray], cfg, side_by_side: bool = False) -> Weights:
     """The parameters grouped by part, fused groups stacked (copies; the rest are the arrays
     themselves). `side_by_side`: the stacking a decoding cache keeps (see `_stack`)."""
-    by_where = {g.where: _local(params, g, side_by_side) for g in groups(cfg)}
+    by_where = {
+        g.where: _local(params, g, names, side_by_side)
+        for g, names in zip(groups(cfg), _names(cfg), strict=True)
+    }
     distinct = [
         BlockWeights(*(by_where[("blocks", s, part)] for part in BlockWeights._fields))
         for s in range(len(block_prefixes(cfg)))
     ]
     blocks = tuple(distinct[s if len(distinct) > 1 else 0] for s in range(cfg.n_steps))
     return Weights(
+        parts_of(cfg),
         by_where[("embedding",)],
         blocks,
         by_where[("scales",)],
@@ -190,17 +206,17 @@ def zero_block_grads(w: Weights, per_step: bool = False) -> Weights:
             distinct[key] = BlockWeights(*map(zeros, b))
     keys = range(len(w.blocks)) if per_step else [id(b) for b in w.blocks]
     blocks = tuple(distinct[key] for key in keys)
-    return Weights({}, blocks, zeros(w.scales), zeros(w.halt), {}, {})
+    return Weights(w.parts, {}, blocks, zeros(w.scales), zeros(w.halt), {}, {})
 
 
 def flat_grads(grads: Weights, cfg) -> dict[str, np.ndarray]:
     """Gradients grouped like `weights` -> keyed like the parameters (fused groups split)."""
     out = {}
-    for g in groups(cfg):
+    for g, names in zip(groups(cfg), _names(cfg), strict=True):
         local = _at(grads, g.where)
-        for fused, names in g.fused.items():
-            out.update({_name(g.prefix, n): a for n, a in zip(names, local[fused], strict=True)})
-        out.update({_name(g.prefix, n): local[n] for n in g.params if n in local})
+        for fused, parts in g.fused.items():
+            out.update({names[n]: a for n, a in zip(parts, local[fused], strict=True)})
+        out.update({names[n]: local[n] for n in g.params if n in local})
     return out
 
 
