@@ -221,7 +221,7 @@ def test_inspect_returns_depths_attention_and_positions(server):
     ],
 )
 def test_answer_cuts_at_stop_strings_and_never_sends_part_of_one(text, answer_text, finish):
-    from scratchlm.serve.app import Answer
+    from scratchlm.serve.streaming import Answer
     from scratchlm.tokenizers import CharTokenizer
 
     tok = CharTokenizer.build([text])
@@ -238,7 +238,7 @@ def test_mailbox_delivers_at_once_after_a_pause_then_gathers_for_its_interval():
     wait for the interval to pass and then arrive together (one chunk per stream)."""
     import asyncio
 
-    from scratchlm.serve.app import Mailbox
+    from scratchlm.serve.streaming import Mailbox
 
     async def scenario():
         box, events = Mailbox(asyncio.get_running_loop(), interval=1.0), asyncio.Queue()
