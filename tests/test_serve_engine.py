@@ -39,7 +39,7 @@ class Recorder:
         self.tokens, self.reason = [], None
         self.ended = threading.Event()
 
-    def __call__(self, token, reason):
+    def __call__(self, token, reason, logprobs=None):
         assert self.reason is None, "nothing comes after the end"
         if reason is None:
             self.tokens.append(token)

@@ -12,7 +12,16 @@ concurrent streams went from 2.5 times slower than sequential to 7 times faster)
 
 import os
 import socket
+import sys
 from pathlib import Path
+
+from ..serve.engine import MAX_BATCH
+
+# How long the event loop may wait for Python's lock while the model worker holds it (CPython's
+# default is 5 ms). The loop takes and gives back the lock at every socket operation, so a request
+# costs it several such waits: at 5 ms each, a busy worker would add tens of milliseconds to every
+# request. The worker hands the lock over only when another thread asks for it.
+SWITCH_INTERVAL_S = 0.0002
 
 
 def register(sub):
@@ -20,6 +29,21 @@ def register(sub):
     p.add_argument("model", type=Path, help="model file (.safetensors or .json)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+    p.add_argument(
+        "--model-name",
+        action="append",
+        metavar="NAME",
+        help="the model's id (repeat for aliases): requests must name one of them; by default the "
+        "id is the file's name without extension and requests may name any model",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=MAX_BATCH,
+        metavar="N",
+        help=f"requests decoded at once (default {MAX_BATCH}); as many more wait their turn, and "
+        "the next one is answered 503 with Retry-After",
+    )
     p.add_argument(
         "--api-key",
         default=os.environ.get("SCRATCHLM_API_KEY"),
@@ -41,6 +65,8 @@ def main(args) -> int:
         raise InputError(
             f"serving needs FastAPI and uvicorn ({e}): pip install 'scratchlm[serve]'"
         ) from None
+    if args.max_batch < 1:
+        raise InputError(f"--max-batch must be at least 1, got {args.max_batch}")
     model = load_model(args.model)
     try:
         sock = listen(args.host, args.port)
@@ -48,10 +74,13 @@ def main(args) -> int:
         raise InputError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
     if not {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"} & set(os.environ):
         threadpool_limits(1, user_api="blas")
-    app = create_app(model, name=args.model.stem, api_key=args.api_key)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    names = args.model_name or [args.model.stem]
+    aliases = names[1:] if args.model_name else None  # None: any name
+    app = create_app(model, names[0], args.api_key, aliases, args.max_batch)
     host, port = sock.getsockname()[:2]
     address = f"[{host}]" if ":" in host else host  # an IPv6 address goes in brackets in a URL
-    print(f"serving {args.model} as {args.model.stem!r} at http://{address}:{port}/", flush=True)
+    print(f"serving {args.model} as {names[0]!r} at http://{address}:{port}/", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
 

@@ -29,16 +29,21 @@ from importlib.resources import files
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
+from .engine import MAX_BATCH, Engine
 from .responses import install_error_handlers
 from .schemas import ChatRequest, CompletionRequest, InspectRequest, read_body
 from .service import Service
 from .streaming import FLUSH_INTERVAL_S, Mailbox
 
 
-def create_app(model, name: str, api_key: str | None = None) -> FastAPI:
-    """The FastAPI app serving `model` under the id `name`; with `api_key`, every /v1 route needs
-    the header `Authorization: Bearer <api_key>`. Its engine starts and stops with the app."""
-    service = Service(model, name, api_key)
+def create_app(
+    model, name: str, api_key: str | None = None, aliases=None, max_batch: int = MAX_BATCH
+) -> FastAPI:
+    """The FastAPI app serving `model` under the id `name`, and the ids `aliases` (requests must
+    name one of them) or, with aliases None, whatever model a request names. With `api_key`,
+    every /v1 route needs the header `Authorization: Bearer <api_key>`. `max_batch` requests are
+    decoded at once and as many more wait (engine.py). Its engine starts and stops with the app."""
+    service = Service(model, name, api_key, aliases, Engine(model, 2 * max_batch, max_batch))
     page = (files("scratchlm") / "serve" / "static" / "chat.html").read_text(encoding="utf-8")
     created = int(time.time())
 
@@ -62,8 +67,11 @@ def create_app(model, name: str, api_key: str | None = None) -> FastAPI:
 
     @v1.get("/models")
     async def models():
-        card = {"id": name, "object": "model", "created": created, "owned_by": "scratchlm"}
-        return {"object": "list", "data": [card]}
+        cards = [
+            {"id": served, "object": "model", "created": created, "owned_by": "scratchlm"}
+            for served in service.names or [name]
+        ]
+        return {"object": "list", "data": cards}
 
     @v1.post("/chat/completions")
     async def chat_completions(request: Request):

@@ -3,7 +3,8 @@
 A body is read no further than MAX_BODY_BYTES and validated by pydantic, strictly ("5" is not a
 number, true is not 1); the first problem becomes a `RequestError` whose `param` names the field.
 The decoding settings are then checked by `Sampling` itself, the one place for them, and the stop
-strings here. Unknown fields are ignored, as many OpenAI clients send some.
+strings here. Unknown fields are ignored, as many OpenAI clients send some, and the optional
+OpenAI fields may be null (some clients send every field).
 """
 
 import json
@@ -14,10 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InputError, RequestError
 from ..sampling import Sampling
+from .engine import MAX_TOP_LOGPROBS
 
 MAX_BODY_BYTES = 256 * 1024  # a prompt is at most 10,000 characters: this leaves room for JSON
 MAX_TOKENS = 1024  # the largest max_tokens a request may ask for
 MAX_STOPS = 4  # stop strings per request, as in the OpenAI API
+MAX_N = 8  # answers per request: each is a row of the batch
+MAX_LOGPROBS = 5  # alternatives per token on /v1/completions, as in the OpenAI API
 DEFAULT_MAX_TOKENS = Sampling().max_new_tokens
 
 
@@ -27,9 +31,23 @@ class Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
+class TextPart(Body):
+    type: Literal["text"]
+    text: str
+
+
 class Message(Body):
-    role: Literal["user", "assistant"]
-    content: str
+    """A chat message. `system` (and its newer name `developer`) is accepted and left out of the
+    prompt: the model was trained without it (service.py). Content may be a list of text parts."""
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart]
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content)
 
 
 class StreamOptions(Body):
@@ -47,18 +65,30 @@ class CompletionFields(Body):
     beam: int = 1
     seed: int | None = None
     stop: Any = None  # a string or a list of up to MAX_STOPS strings (checked in `stop_strings`)
-    n: int = 1
-    stream: bool = False
+    n: Annotated[int, Field(ge=1, le=MAX_N)] | None = None  # None: 1
+    stream: bool | None = None
     stream_options: StreamOptions | None = None
     ignore_eos: bool = False  # go on after the end-of-sequence token (benchmarks)
 
 
 class ChatRequest(CompletionFields):
     messages: Annotated[list[Message], Field(min_length=1)]
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=MAX_TOP_LOGPROBS)] | None = None
+
+    def top_logprobs_asked(self) -> int | None:
+        """How many alternatives each token's log-probability comes with; None: no logprobs."""
+        if self.top_logprobs is not None and not self.logprobs:
+            raise RequestError("top_logprobs needs logprobs: true", param="top_logprobs")
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 class CompletionRequest(CompletionFields):
     prompt: str
+    logprobs: Annotated[int, Field(ge=0, le=MAX_LOGPROBS)] | None = None  # alternatives per token
+
+    def top_logprobs_asked(self) -> int | None:
+        return self.logprobs
 
 
 class InspectRequest(Body):
@@ -101,11 +131,9 @@ def _validation_error(e: ValidationError) -> RequestError:
 
 def sampling_of(body: CompletionFields) -> Sampling:
     """The request's decoding settings, checked by `Sampling` itself (the one place for it)."""
-    if body.n != 1:
-        raise RequestError(f"n must be 1 (one answer per request), got {body.n}", param="n")
     max_tokens = DEFAULT_MAX_TOKENS if body.max_tokens is None else body.max_tokens
     try:
-        return Sampling(
+        sampling = Sampling(
             max_tokens, body.temperature or 0.0, body.top_k, body.top_p, body.beam, body.seed
         )
     except InputError as e:  # its messages start with the field's name
@@ -113,6 +141,16 @@ def sampling_of(body: CompletionFields) -> Sampling:
         raise RequestError(
             str(e), param=field if field in type(body).model_fields else None
         ) from None
+    if sampling.beam > 1:  # one answer, known only at the end, without a distribution per token
+        if body.stream:
+            raise RequestError(
+                "beam search cannot stream: its answer is known only at the end", param="stream"
+            )
+        if (body.n or 1) > 1:
+            raise RequestError("beam search gives one answer: n must be 1", param="n")
+        if body.top_logprobs_asked() is not None:
+            raise RequestError("beam search gives no logprobs", param="logprobs")
+    return sampling
 
 
 def stop_strings(stop) -> list[str]:

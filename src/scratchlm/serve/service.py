@@ -8,15 +8,17 @@ ids only.
 """
 
 import asyncio
+import dataclasses
 import hmac
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from .. import chat_format
 from ..chat import MAX_PROMPT_CHARS
 from ..errors import InputError, RequestError
 from ..look_inside import conversation_inside
+from ..sampling import Sampling
 from .engine import Engine, Job
 from .responses import CHAT, TEXT, Reply, Route
 from .schemas import (
@@ -24,26 +26,33 @@ from .schemas import (
     CompletionFields,
     CompletionRequest,
     InspectRequest,
+    Message,
     sampling_of,
     stop_strings,
 )
-from .streaming import Answer, beam_events, job_events, text_pieces
+from .streaming import Answer, answer_updates, beam_events, emitter, job_events
+
+WARNING_HEADER = "X-Scratchlm-Warning"
+SYSTEM_DROPPED = "system messages were left out: the model was trained without them"
 
 
 class Service:
-    """`model` served under the id `name`; with `api_key`, the /v1 routes need it."""
+    """`model` served under the id `name`: requests may name it, any of `aliases`, or, when
+    `aliases` is None, any model at all (one model is served: the name a client was configured
+    with does not matter). With `api_key`, the /v1 routes need it."""
 
-    def __init__(self, model, name: str, api_key: str | None = None):
+    def __init__(self, model, name: str, api_key=None, aliases=None, engine: Engine | None = None):
         if model.tokenizer is None:
             raise InputError("this model has no tokenizer, so it cannot read or write text")
         self.model, self.name, self.api_key = model, name, api_key
+        self.names = None if aliases is None else [name, *aliases]  # None: any name
         self.tok, self.window = model.tokenizer, model.config.max_seq_len
-        self.engine = Engine(model)
+        self.engine = Engine(model) if engine is None else engine
         self.mailbox = None  # the streaming.Mailbox of the running event loop (set by the app)
 
     # ------------------------------------------------------------------------------ checks
 
-    def check_key(self, request: Request) -> None:
+    async def check_key(self, request: Request) -> None:
         if self.api_key is None:
             return
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
@@ -57,9 +66,10 @@ class Service:
             )
 
     def check_model(self, requested: str) -> None:
-        if requested != self.name:
+        if self.names is not None and requested not in self.names:
+            served = ", ".join(map(repr, self.names))
             raise RequestError(
-                f"model {requested!r} is not served here; this server serves {self.name!r}",
+                f"model {requested!r} is not served here; this server serves {served}",
                 404,
                 param="model",
                 code="model_not_found",
@@ -88,10 +98,14 @@ class Service:
 
     async def chat(self, request: Request, body: ChatRequest):
         self.check_model(body.model)
-        if body.messages[-1].role != "user":
+        messages = conversation(body.messages)
+        if messages[-1][0] != "user":
             raise RequestError("the last message must be the user's", param="messages")
-        text = chat_format.reply_prompt([(m.role, m.content) for m in body.messages])
-        return await self._complete(request, body, self.encode(text, "messages"), CHAT)
+        ids = self.encode(chat_format.reply_prompt(messages), "messages")
+        response = await self._complete(request, body, ids, CHAT)
+        if len(messages) < len(body.messages):
+            response.headers[WARNING_HEADER] = SYSTEM_DROPPED
+        return response
 
     async def completion(self, request: Request, body: CompletionRequest):
         self.check_model(body.model)
@@ -100,7 +114,7 @@ class Service:
     async def inspect(self, body: InspectRequest) -> dict:
         """What one forward pass computed over the conversation (look_inside.py)."""
         self.check_model(body.model)
-        messages = [(m.role, m.content) for m in body.messages]
+        messages = conversation(body.messages)
         args = (conversation_inside, self.model, messages, body.step, body.head)
         try:
             inside = await asyncio.wrap_future(self.engine.run_aside(*args))
@@ -110,34 +124,52 @@ class Service:
 
     def _generation(self, request: Request, body: CompletionFields, ids: list[int]):
         """Start generating now (so that a busy engine or a bad setting fails the request before
-        any answer is sent) -> the (token, reason) events to come."""
+        any answer is sent) -> the jobs (none for beam search) and their events to come."""
         sampling = sampling_of(body)
         eos_id = -1 if body.ignore_eos else self.tok.eos_id
         if sampling.beam > 1:
-            if body.stream:
-                raise RequestError(
-                    "beam search cannot stream: its answer is known only at the end", param="stream"
-                )
             search = self.engine.beam_search(ids, sampling, eos_id)
-            return beam_events(search, sampling.max_new_tokens)
+            return [], beam_events(search, sampling.max_new_tokens)
         events: asyncio.Queue = asyncio.Queue()
-        emit = lambda *event: self.mailbox.put(events, event)  # noqa: E731
-        job = Job(ids, sampling, emit, eos_id)
-        self.engine.submit(job)
-        return job_events(request, job, events)
+        top = body.top_logprobs_asked()
+        jobs = [
+            Job(ids, choice_sampling(sampling, i), emitter(self.mailbox, events, i), eos_id, top)
+            for i in range(body.n or 1)
+        ]
+        self.engine.submit(*jobs)
+        return jobs, job_events(request, jobs, events)
 
-    async def _complete(self, request: Request, body: CompletionFields, ids, route: Route):
+    async def _complete(self, request: Request, body, ids, route: Route):
         stops = stop_strings(body.stop)
-        events = self._generation(request, body, ids)
-        reply = Reply(route, self.name, len(ids), Answer(self.tok, stops, strip_start=route.chat))
-        pieces = text_pieces(events, reply.answer)
+        jobs, events = self._generation(request, body, ids)
+        logprobs = body.top_logprobs_asked() is not None
+        answers = [Answer(self.tok, stops, route.chat, logprobs) for _ in range(body.n or 1)]
+        reply = Reply(route, self.name, len(ids), answers)
+        updates = answer_updates(events, answers, jobs)
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
             return StreamingResponse(
-                reply.events(pieces, include_usage), media_type="text/event-stream"
+                reply.events(updates, include_usage), media_type="text/event-stream"
             )
-        async for _ in pieces:
+        async for _ in updates:
             pass
-        if reply.answer.finish_reason == "error":
+        if any(answer.finish_reason == "error" for answer in answers):
             raise RuntimeError("the engine failed while generating this answer")
-        return reply.whole()
+        return JSONResponse(reply.whole())
+
+
+def conversation(messages: list[Message]) -> list[tuple[str, str]]:
+    """The (role, text) turns the model sees: system (developer) messages left out, since the
+    model was trained without them and they lower its answers (benchmarks/system_messages.py)."""
+    turns = [(m.role, m.text) for m in messages if m.role in ("user", "assistant")]
+    if not turns:
+        raise RequestError("messages has no user or assistant message", param="messages")
+    return turns
+
+
+def choice_sampling(sampling: Sampling, choice: int) -> Sampling:
+    """The settings of answer `choice` of n: with a seed, answer i draws with seed + i, so that
+    n answers differ and the first is the answer of the same request with n = 1."""
+    if sampling.seed is None or choice == 0:
+        return sampling
+    return dataclasses.replace(sampling, seed=sampling.seed + choice)
