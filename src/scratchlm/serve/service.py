@@ -30,7 +30,7 @@ from .schemas import (
     sampling_of,
     stop_strings,
 )
-from .streaming import Answer, answer_updates, beam_events, emitter, job_events
+from .streaming import Answer, Emitter, answer_updates, beam_events, job_events
 
 WARNING_HEADER = "X-Scratchlm-Warning"
 SYSTEM_DROPPED = "system messages were left out: the model was trained without them"
@@ -133,7 +133,7 @@ class Service:
         events: asyncio.Queue = asyncio.Queue()
         top = body.top_logprobs_asked()
         jobs = [
-            Job(ids, choice_sampling(sampling, i), emitter(self.mailbox, events, i), eos_id, top)
+            Job(ids, choice_sampling(sampling, i), Emitter(self.mailbox, events, i), eos_id, top)
             for i in range(body.n or 1)
         ]
         self.engine.submit(*jobs)

@@ -128,16 +128,19 @@ class Mailbox:
             queue.put_nowait(event)
 
 
-def emitter(mailbox: Mailbox, events: asyncio.Queue, choice: int):
-    """A job's emit callback: its events, tagged with its choice, into `events` via `mailbox`."""
-    first = True
+class Emitter:
+    """A job's emit callback: its events, tagged with its choice, into `events` via `mailbox`.
+    They are urgent (Mailbox) until the answer's first text is out, which may take more than one
+    token (text becomes final only when the next token confirms it), and at the end; in between
+    they wait for the interval. `answer_updates` says when the first text is out (`eager`)."""
 
-    def emit(token, reason, logprobs):
-        nonlocal first
-        mailbox.put(events, (choice, token, reason, logprobs), urgent=first or reason is not None)
-        first = False
+    def __init__(self, mailbox: Mailbox, events: asyncio.Queue, choice: int):
+        self.mailbox, self.events, self.choice = mailbox, events, choice
+        self.eager = True
 
-    return emit
+    def __call__(self, token, reason, logprobs) -> None:
+        event = (self.choice, token, reason, logprobs)
+        self.mailbox.put(self.events, event, urgent=self.eager or reason is not None)
 
 
 async def job_events(request: Request, jobs: list[Job], events: asyncio.Queue):
@@ -180,7 +183,8 @@ async def beam_events(search: Future, max_new_tokens: int):
 async def answer_updates(events, answers: list[Answer], jobs: list[Job]):
     """Feed the events to their answers -> after each list of them, the (choice, new text) of
     every answer with news (text, or its end), until all have ended. An answer cut by a stop string
-    has its job (if any) cancelled at once: its row is free at the next step."""
+    has its job (if any) cancelled at once: its row is free at the next step. `jobs` (none for
+    beam search) emit through `Emitter`s."""
     async with aclosing(events):
         async for arrived in events:
             news: dict[int, str] = {}
@@ -191,6 +195,9 @@ async def answer_updates(events, answers: list[Answer], jobs: list[Job]):
                     if answer.finish_reason == "stop" and reason is None and jobs:
                         jobs[choice].cancel()
             news = {c: piece for c, piece in news.items() if piece or answers[c].finish_reason}
+            for choice in news:
+                if jobs:  # text is out: the next tokens may wait for the interval
+                    jobs[choice].emit.eager = False
             if news:
                 yield sorted(news.items())
             if all(answer.finish_reason is not None for answer in answers):
