@@ -14,13 +14,16 @@ Every request asks a bundled question and generates exactly `--max-tokens` token
 so that all runs do the same work). Prints key=value lines: total generated tokens/s over the wall
 time, time to first token (TTFT: from sending the request to the first text) and inter-token
 latency (the gaps between streamed chunks, which carry the tokens of up to 10 ms:
-`FLUSH_INTERVAL_S`), p50 and p99, and `gain`: the tokens/s over sequential. With --repeats N every
+`FLUSH_INTERVAL_S`), p50 and p99, the server's CPU time per token (all its threads: a measure of
+its work that other programs on the machine disturb less than they disturb the times), and `gain`:
+the tokens/s over sequential. With --repeats N every
 mode runs N times, interleaved, and the run with the best tokens/s of each is printed.
 The clients run in this process, on the same machine as the server.
 """
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -79,7 +82,13 @@ def one_request(http: httpx.Client, question: str, max_tokens: int) -> dict:
     return {"start": start, "arrivals": arrivals, "tokens": tokens}
 
 
-def run(http, clients: int, requests_each: int, max_tokens: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """The CPU time the process has used so far (user + system, all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(http, pid: int, clients: int, requests_each: int, max_tokens: int) -> dict:
     """`clients` threads at once, each sending `requests_each` requests in turn -> the figures."""
     results, lock = [], threading.Lock()
     start = threading.Barrier(clients)
@@ -93,16 +102,16 @@ def run(http, clients: int, requests_each: int, max_tokens: int) -> dict:
                 results.append(result)
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds(pid)
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    seconds = time.perf_counter() - t0
-    return figures(results, seconds)
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
+    return figures(results, seconds, cpu)
 
 
-def figures(results: list[dict], seconds: float) -> dict:
+def figures(results: list[dict], seconds: float, cpu: float) -> dict:
     ttft = [r["arrivals"][0] - r["start"] for r in results]
     gaps = np.concatenate([np.diff(r["arrivals"]) for r in results])
     tokens = sum(r["tokens"] for r in results)
@@ -116,6 +125,7 @@ def figures(results: list[dict], seconds: float) -> dict:
         "ttft_p99_ms": ms(ttft, 99),
         "inter_token_p50_ms": ms(gaps, 50),
         "inter_token_p99_ms": ms(gaps, 99),
+        "server_cpu_ms_per_token": f"{1000 * cpu / tokens:.3f}",
     }
 
 
@@ -134,12 +144,12 @@ def main():
     limits = httpx.Limits(max_connections=max(CLIENTS), max_keepalive_connections=max(CLIENTS))
     http = httpx.Client(base_url=url, timeout=600, limits=limits)
     try:
-        run(http, max(CLIENTS), 1, 8)  # warm-up: every connection opened once
+        run(http, proc.pid, max(CLIENTS), 1, 8)  # warm-up: every connection opened once
         modes = {"sequential": (1, 16)} | {f"clients={n}": (n, args.rounds) for n in CLIENTS}
         best = {}
         for _ in range(args.repeats):
             for mode, (clients, each) in modes.items():
-                result = run(http, clients, each, args.max_tokens)
+                result = run(http, proc.pid, clients, each, args.max_tokens)
                 if mode not in best or result["tokens_per_s"] > best[mode]["tokens_per_s"]:
                     best[mode] = result
         print(

@@ -12,16 +12,9 @@ concurrent streams went from 2.5 times slower than sequential to 7 times faster)
 
 import os
 import socket
-import sys
 from pathlib import Path
 
 from ..serve.engine import MAX_BATCH
-
-# How long the event loop may wait for Python's lock while the model worker holds it (CPython's
-# default is 5 ms). The loop takes and gives back the lock at every socket operation, so a request
-# costs it several such waits: at 5 ms each, a busy worker would add tens of milliseconds to every
-# request. The worker hands the lock over only when another thread asks for it.
-SWITCH_INTERVAL_S = 0.0002
 
 
 def register(sub):
@@ -74,7 +67,6 @@ def main(args) -> int:
         raise InputError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
     if not {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"} & set(os.environ):
         threadpool_limits(1, user_api="blas")
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     names = args.model_name or [args.model.stem]
     aliases = names[1:] if args.model_name else None  # None: any name
     app = create_app(model, names[0], args.api_key, aliases, args.max_batch)
