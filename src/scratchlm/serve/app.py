@@ -14,11 +14,11 @@ the next step.
 
 Every error has the OpenAI shape {"error": {"message", "type", "param", "code"}} and its HTTP
 status: 400 for a malformed or out-of-range request, 401 for a missing or wrong API key, 404 for an
-unknown model or route, 413 for a body over MAX_BODY_BYTES, 503 when the engine holds MAX_JOBS
-requests. docs/serve.md is the user's guide (fields, extensions, limits).
+unknown route (or a model other than the `--model-name`s), 413 for a body over MAX_BODY_BYTES, 503
+with Retry-After when the engine holds all the requests it may (engine.py). docs/serve.md is the
+user's guide (fields, extensions, limits, policies).
 
-Not handled: n > 1, logprobs, tools, system messages (the model was not trained with them), more
-than one model per server, TLS.
+Not handled: tools, images, more than one model per server, TLS.
 """
 
 import asyncio

@@ -5,6 +5,13 @@ the API key, the prompt against the model's limits), renders chat messages with 
 template (chat_format.py), starts the generation and shapes the answer as a `Reply`, whole or
 streamed. Text lives here and in streaming.py, never in the engine (engine.py), which knows token
 ids only.
+
+Choices made for clients written for OpenAI's models:
+- `system` (and `developer`) messages are left out of the prompt, and the response says so in the
+  header X-Scratchlm-Warning: the model was trained without them, and shown as plain text before
+  the conversation they lower its held-out answers (benchmarks/system_messages.py);
+- any model name is the model served, unless `--model-name` lists the names to accept;
+- `n` answers are n rows of the batch; with a seed, answer i draws with seed + i.
 """
 
 import asyncio
