@@ -129,6 +129,30 @@ def figures(results: list[dict], seconds: float, cpu: float) -> dict:
     }
 
 
+def decode_steps(model_path: Path, repeats: int) -> dict[int, float]:
+    """The best time of one decoding step for B rows (contexts of 10 to 40 tokens) -> {B: s}."""
+    from threadpoolctl import threadpool_limits
+
+    from scratchlm.generate import KVCacheDecoder
+    from scratchlm.modelfile import load_model
+
+    model = load_model(model_path)
+    prompt = model.tokenizer.encode(chat_format.reply_prompt([("user", QUESTIONS[0])]))
+    best = {}
+    with threadpool_limits(1, user_api="blas"):  # as the server runs
+        for _ in range(repeats):
+            for rows in (1, *CLIENTS[1:]):
+                decoder = KVCacheDecoder(model, capacity=rows)
+                tokens = decoder.start([prompt[: 5 + b % 5] for b in range(rows)]).argmax(-1)
+                for _ in range(5):
+                    decoder.advance(tokens)
+                t0 = time.perf_counter()
+                for _ in range(25):
+                    decoder.advance(tokens)
+                best[rows] = min(best.get(rows, 1.0), (time.perf_counter() - t0) / 25)
+    return best
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("out/model.safetensors"))
@@ -139,6 +163,10 @@ def main():
     if not args.model.exists():
         print(f"{args.model} is missing: training the demo model first (make demo does the same)")
         train_examples(demo_options(args.model))
+    steps = decode_steps(args.model, max(args.repeats, 3))
+    for rows, seconds in steps.items():
+        ceiling = rows * steps[1] / seconds
+        print(f"decode_step rows={rows} ms={1000 * seconds:.3f} decode_ceiling={ceiling:.1f}")
     proc, url = start_server(args.model)
     # One client for all threads, made before any timing: making one costs tens of milliseconds.
     limits = httpx.Limits(max_connections=max(CLIENTS), max_keepalive_connections=max(CLIENTS))
