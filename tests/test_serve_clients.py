@@ -86,9 +86,8 @@ def llm_cli(server, tmp_path, *args) -> str:
 
 
 def test_llm_command_line_tool(server, model_path, tmp_path):
-    greedy = scratchlm_generate(model_path, chat_prompt(QUESTIONS[5]))["completion"]
-    assert llm_cli(server, tmp_path, "-s", SYSTEM, QUESTIONS[5]) == greedy  # streamed
+    """One streamed answer with a system prompt and sampling options, as `llm` sends them."""
     options = ["--temperature", "1.5", "--seed", "4"]
     sampled = scratchlm_generate(model_path, chat_prompt(QUESTIONS[6]), *options)["completion"]
-    settings = ["-o", "temperature", "1.5", "-o", "seed", "4", "--no-stream"]
+    settings = ["-s", SYSTEM, "-o", "temperature", "1.5", "-o", "seed", "4"]
     assert llm_cli(server, tmp_path, *settings, QUESTIONS[6]) == sampled
