@@ -77,7 +77,7 @@ def test_stacked_linear():
 
 
 def test_stacked_weights_side_by_side_give_the_same_products_and_gradients():
-    """The other memory layout of the stacked weights (params.fuse(..., side_by_side=True), a
+    """The other memory layout of the stacked weights (params.weights(..., side_by_side=True), a
     decoding cache's: one wide product) computes what the checked one does."""
     rng = np.random.default_rng(11)
     x, w, dy = randn(rng, 2, 3, 5), randn(rng, 3, 5, 4), randn(rng, 3, 2, 3, 4)

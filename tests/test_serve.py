@@ -1,121 +1,38 @@
-"""The server end to end: `scratchlm serve` runs in its own process on a free local port, with a
-small model trained here, and is spoken to by the official `openai` client, by raw HTTP, by 64
-threads at once and by headless Chromium. Every answer is checked against `scratchlm generate`
-or `generate_batch` for the same prompt and settings."""
+"""The server's API end to end: `scratchlm serve` runs in its own process on a free local port,
+with a small model trained here (tests/serving.py), and is spoken to by the official `openai`
+client, by raw HTTP and by headless Chromium. Every answer is checked against `scratchlm generate`,
+`generate_batch` or the model's own forward pass for the same prompt and settings."""
 
-import contextlib
-import io
-import json
-import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
-import time
 
 import httpx
 import numpy as np
 import openai
 import pytest
+from serving import QUESTIONS, chat_prompt, scratchlm_generate, serving, sse_events, trained_model
 
-from scratchlm import chat_format
-from scratchlm.cli import main as cli
-from scratchlm.generate import generate_batch
+from scratchlm.layers.activations import log_softmax
 from scratchlm.model import load_model
-from scratchlm.sampling import Sampling
-from scratchlm.train import BUNDLED_DATA, Phase, RunOptions, train_examples
-from scratchlm.trainer import TrainConfig
 
-pytestmark = pytest.mark.xdist_group("serve")  # one worker trains the model and runs the server
-
-CHAT = json.loads((BUNDLED_DATA / "chat.json").read_text())[:24]
-QUESTIONS = [
-    chat_format.split_answer(c)[0].removeprefix("User: ")[: -len(" Assistant:")] for c in CHAT
-]
+pytestmark = pytest.mark.xdist_group("serve")  # one worker trains the model and runs the servers
 
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    """A model that has learned a few bundled chat answers (a few seconds of training)."""
-    folder = tmp_path_factory.mktemp("serve")
-    (folder / "chat.json").write_text(json.dumps(CHAT))
-    model = {"d_model": 32, "n_heads": 2, "d_ff": 64, "depth": 2, "max_seq_len": 48}
-    train = TrainConfig(epochs=40, batch_size=8, lr=1e-2, warmup=0.05)
-    opts = RunOptions(
-        output=folder / "tiny.safetensors",
-        model={**model, "cope_max_pos": 8},
-        phases=[Phase("chat", [folder / "chat.json"], train)],
-    )
-    with contextlib.redirect_stdout(io.StringIO()):
-        train_examples(opts)
-    return opts.output
-
-
-class Server:
-    """`scratchlm serve MODEL --port 0 ...` in a child process; `url` ends with a slash."""
-
-    def __init__(self, model_path, *args, env=None):
-        self.model_path = model_path
-        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by stop)
-        cmd = [sys.executable, "-m", "scratchlm", "serve", str(model_path), "--port", "0", *args]
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env
-        )
-        line = self.proc.stdout.readline()  # the socket listens once this line is out
-        found = re.search(r"http://\S+/", line)
-        if not found:
-            self.stop()
-            raise RuntimeError(f"the server did not start: {line!r} {self.logs()}")
-        self.url = found.group(0)
-
-    def logs(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
-
-    def health(self) -> dict:
-        return httpx.get(self.url + "health", timeout=30).json()
-
-    def wait_idle(self, seconds=30) -> dict:
-        """/health once no request is running (bounded wait)."""
-        deadline = time.monotonic() + seconds
-        while (health := self.health())["running"] or health["held"]:
-            assert time.monotonic() < deadline, health
-            time.sleep(0.05)
-        return health
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(30)
-        self.proc.stdout.close()
-        self.log.close()
+    return trained_model(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="module")
 def server(model_path):
-    server = Server(model_path)
-    yield server
-    logs = server.logs()
-    server.stop()
-    assert "Traceback" not in logs, logs
+    with serving(model_path) as server:
+        yield server
 
 
 @pytest.fixture
 def client(server):
     return openai.OpenAI(base_url=server.url + "v1", api_key="unused", max_retries=0, timeout=60)
-
-
-def scratchlm_generate(model_path, prompt, *options) -> dict:
-    """What `scratchlm generate MODEL PROMPT --json ...` prints: {"completion", "tokens", ...}."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert cli(["generate", str(model_path), prompt, "--json", *options]) == 0
-    return json.loads(out.getvalue())
-
-
-def chat_prompt(question):
-    return chat_format.reply_prompt([("user", question)])
 
 
 # ------------------------------------------------------------------------------ the API
@@ -222,7 +139,7 @@ def test_inspect_returns_depths_attention_and_positions(server):
     ],
 )
 def test_answer_cuts_at_stop_strings_and_never_sends_part_of_one(text, answer_text, finish):
-    from scratchlm.serve.app import Answer
+    from scratchlm.serve.streaming import Answer
     from scratchlm.tokenizers import CharTokenizer
 
     tok = CharTokenizer.build([text])
@@ -239,7 +156,7 @@ def test_mailbox_delivers_at_once_after_a_pause_then_gathers_for_its_interval():
     wait for the interval to pass and then arrive together (one chunk per stream)."""
     import asyncio
 
-    from scratchlm.serve.app import Mailbox
+    from scratchlm.serve.streaming import Mailbox
 
     async def scenario():
         box, events = Mailbox(asyncio.get_running_loop(), interval=1.0), asyncio.Queue()
@@ -255,167 +172,119 @@ def test_mailbox_delivers_at_once_after_a_pause_then_gathers_for_its_interval():
     asyncio.run(scenario())
 
 
-# ------------------------------------------------------------------------------ errors
-
-GOOD = {"model": "tiny", "messages": [{"role": "user", "content": "Why?"}]}
-BAD_REQUESTS = {
-    "malformed JSON": (b'{"model": "tiny", "messages": [', 400, None),
-    "not an object": (b"[1, 2]", 400, None),
-    "missing model": ({"messages": GOOD["messages"]}, 400, "model"),
-    "unknown model": ({**GOOD, "model": "gpt-9"}, 404, "model"),
-    "wrong type": ({**GOOD, "max_tokens": "12"}, 400, "max_tokens"),
-    "bool for a number": ({**GOOD, "temperature": True}, 400, "temperature"),
-    "negative temperature": ({**GOOD, "temperature": -0.5}, 400, "temperature"),
-    "top_p over 1": ({**GOOD, "top_p": 1.5}, 400, "top_p"),
-    "top_k zero": ({**GOOD, "top_k": 0}, 400, "top_k"),
-    "max_tokens over the cap": ({**GOOD, "max_tokens": 100_000}, 400, "max_tokens"),
-    "two answers": ({**GOOD, "n": 2}, 400, "n"),
-    "bad stop": ({**GOOD, "stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
-    "system message": (
-        {**GOOD, "messages": [{"role": "system", "content": "x"}]},
-        400,
-        "messages[0].role",
-    ),
-    "no messages": ({**GOOD, "messages": []}, 400, "messages"),
-    "ends with the assistant": (
-        {**GOOD, "messages": [{"role": "assistant", "content": "x"}]},
-        400,
-        "messages",
-    ),
-    "prompt over the window": (
-        {**GOOD, "messages": [{"role": "user", "content": "why " * 60}]},
-        400,
-        "messages",
-    ),
-    "prompt over the characters": (
-        {**GOOD, "messages": [{"role": "user", "content": "a" * 10_001}]},
-        400,
-        "messages",
-    ),
-    "beam cannot stream": ({**GOOD, "beam": 2, "stream": True}, 400, "stream"),
-    "body over the limit": ({**GOOD, "pad": "x" * 300_000}, 413, None),
-}
+def test_any_model_name_is_the_model_served(client, model_path):
+    """One model is served: the name a client was configured with does not matter."""
+    expected = scratchlm_generate(model_path, chat_prompt(QUESTIONS[3]))["completion"]
+    messages = [{"role": "user", "content": QUESTIONS[3]}]
+    for name in ("gpt-3.5-turbo", "scratchlm", ""):
+        out = client.chat.completions.create(model=name, messages=messages)
+        assert out.choices[0].message.content == expected and out.model == "tiny"
 
 
-def post(url, body, **kwargs):
-    if isinstance(body, bytes):
-        return httpx.post(url, content=body, timeout=60, **kwargs)
-    return httpx.post(url, json=body, timeout=60, **kwargs)
+@pytest.mark.parametrize("role", ["system", "developer"])
+def test_system_messages_are_left_out_and_said_so(server, model_path, role):
+    question = QUESTIONS[4]
+    expected = scratchlm_generate(model_path, chat_prompt(question))["completion"]
+    system = {"role": role, "content": "You are a helpful assistant."}
+    user = {"role": "user", "content": [{"type": "text", "text": question}]}  # content parts
+    for stream in (False, True):
+        body = {"model": "tiny", "messages": [system, user], "stream": stream}
+        r = httpx.post(server.url + "v1/chat/completions", json=body, timeout=60)
+        assert r.status_code == 200, r.text
+        assert "system messages were left out" in r.headers["x-scratchlm-warning"]
+        if stream:
+            chunks = sse_events(r.text.splitlines())
+            text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+        else:
+            text = r.json()["choices"][0]["message"]["content"]
+        assert text == expected
+    plain = httpx.post(server.url + "v1/chat/completions", json={**body, "messages": [user]})
+    assert "x-scratchlm-warning" not in plain.headers
 
 
-@pytest.mark.parametrize("name", sorted(BAD_REQUESTS))
-def test_bad_requests_get_openai_errors(server, name):
-    body, status, param = BAD_REQUESTS[name]
-    r = post(server.url + "v1/chat/completions", body)
-    assert r.status_code == status, r.text
-    error = r.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert error["param"] == param and error["message"]
+def model_logprobs(model, prompt_ids, answer_ids):
+    """log-softmax of the model's logits (temperature 1) before each answer token (T, V)."""
+    logits = model.logits(np.array([prompt_ids + answer_ids]))[0, len(prompt_ids) - 1 : -1]
+    return log_softmax(logits.astype(np.float64))
 
 
-def test_errors_reach_the_openai_client(client):
-    with pytest.raises(openai.NotFoundError, match="gpt-9"):
-        client.chat.completions.create(model="gpt-9", messages=GOOD["messages"])
-    with pytest.raises(openai.BadRequestError, match="temperature must be >= 0"):
-        client.completions.create(model="tiny", prompt="Why?", temperature=-1)
-    with pytest.raises(openai.BadRequestError, match="context window"):
-        client.completions.create(model="tiny", prompt="why " * 60)
-    r = httpx.get(str(client.base_url) + "nowhere")
-    assert r.status_code == 404 and r.json()["error"]["message"]
-
-
-def test_api_key_guards_every_v1_route(model_path):
-    env = {**os.environ, "SCRATCHLM_API_KEY": "s3cret"}
-    server = Server(model_path, env=env)
-    try:
-        # a wrong key, none, and one that is not ASCII (bytes: httpx would refuse the str)
-        for headers in ({"Authorization": "Bearer wrong"}, {}, {"Authorization": b"Bearer \xe9"}):
-            assert httpx.get(server.url + "v1/models", headers=headers).status_code == 401
-            r = post(server.url + "v1/chat/completions", GOOD, headers=headers)
-            assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
-        with pytest.raises(openai.AuthenticationError):
-            openai.OpenAI(base_url=server.url + "v1", api_key="wrong", max_retries=0).models.list()
-        good = openai.OpenAI(base_url=server.url + "v1", api_key="s3cret", max_retries=0)
-        assert good.chat.completions.create(model="tiny", messages=GOOD["messages"]).choices
-        assert httpx.get(server.url + "health").status_code == 200  # open, like the page
-        assert "scratchlm chat" in httpx.get(server.url).text
-    finally:
-        server.stop()
-
-
-# ------------------------------------------------------------------------------ concurrency
-
-
-LONG = {"model": "tiny", "prompt": "Why?", "max_tokens": 1024, "ignore_eos": True, "stream": True}
-
-
-def stream_then_hang_up(url, chunks=3):
-    """Read a few events of a long stream, then close the connection -> the events read."""
-    with httpx.stream("POST", url + "v1/completions", json=LONG, timeout=60) as r:
-        assert r.status_code == 200
-        events = []
-        for line in r.iter_lines():
-            if line.startswith("data: "):
-                events.append(json.loads(line[6:]))
-            if len(events) == chunks:
-                return events
-    raise AssertionError("the stream ended early")
-
-
-def test_a_client_that_hangs_up_frees_its_row(server):
-    cancelled = server.wait_idle()["finished"].get("cancelled", 0)
-    events = stream_then_hang_up(server.url)
-    assert all(e["choices"][0]["finish_reason"] is None for e in events)
-    health = server.wait_idle()  # well before its 1024 tokens could have been made
-    assert health["finished"]["cancelled"] == cancelled + 1
-
-
-def test_64_concurrent_requests_streamed_cancelled_or_malformed(server, model_path):
+def test_logprobs_are_the_models_distribution(client, model_path):
     model = load_model(model_path)
     tok = model.tokenizer
-    greedy = {}
-    for q in QUESTIONS[:8]:
-        greedy[q] = tok.decode(generate_batch(model, [tok.encode(chat_prompt(q))], Sampling())[0])
-    cancelled = server.wait_idle()["finished"].get("cancelled", 0)
-    bad = list(BAD_REQUESTS.values())
-    start = threading.Barrier(64, timeout=60)
-    results = [None] * 64
+    messages = [{"role": "user", "content": QUESTIONS[5]}]
+    kwargs = dict(model="tiny", messages=messages, logprobs=True, top_logprobs=3)
+    kwargs |= dict(temperature=0.7, seed=2)  # sampled: the logprobs do not depend on it
+    whole = client.chat.completions.create(**kwargs)
+    content = whole.choices[0].logprobs.content
+    answer = [tok.encode(c.token)[0] for c in content]
+    assert len(answer) == whole.usage.completion_tokens
+    lp = model_logprobs(model, tok.encode(chat_prompt(QUESTIONS[5])), answer)
+    np.testing.assert_allclose(
+        [c.logprob for c in content], lp[np.arange(len(answer)), answer], atol=1e-4
+    )
+    for c, row in zip(content, lp, strict=True):
+        best = np.argsort(-row)[:3]
+        assert [t.token for t in c.top_logprobs] == [
+            tok.decode([i], skip_special=False) for i in best
+        ]
+        np.testing.assert_allclose([t.logprob for t in c.top_logprobs], row[best], atol=1e-4)
+    stream = client.chat.completions.create(**kwargs, stream=True)
+    streamed = [
+        e
+        for c in stream
+        if c.choices and c.choices[0].logprobs
+        for e in c.choices[0].logprobs.content
+    ]
+    assert [(e.token, e.logprob) for e in streamed] == [(e.token, e.logprob) for e in content]
+    # /v1/completions: the legacy shape, the same numbers
+    prompt = chat_prompt(QUESTIONS[5])
+    out = client.completions.create(model="tiny", prompt=prompt, logprobs=2, max_tokens=6)
+    legacy = out.choices[0].logprobs
+    greedy = [tok.encode(t)[0] for t in legacy.tokens]
+    lp = model_logprobs(model, tok.encode(prompt), greedy)
+    np.testing.assert_allclose(legacy.token_logprobs, lp[np.arange(6), greedy], atol=1e-4)
+    assert [max(top, key=top.get) for top in legacy.top_logprobs] == legacy.tokens  # greedy
+    text = out.choices[0].text
+    assert all(
+        text[k:].startswith(t) for k, t in zip(legacy.text_offset, legacy.tokens, strict=True)
+    )
 
-    def request(i):
-        start.wait()
-        question = QUESTIONS[i % 8]
-        body = {**GOOD, "messages": [{"role": "user", "content": question}]}
-        if i % 4 == 0:  # plain
-            r = post(server.url + "v1/chat/completions", body)
-            results[i] = r.json()["choices"][0]["message"]["content"] == greedy[question]
-        elif i % 4 == 1:  # streamed
-            text = ""
-            with httpx.stream(
-                "POST",
-                server.url + "v1/chat/completions",
-                json={**body, "stream": True},
-                timeout=60,
-            ) as r:
-                lines = [line for line in r.iter_lines() if line.startswith("data: ")]
-            assert lines[-1] == "data: [DONE]"
-            for line in lines[:-1]:
-                text += json.loads(line[6:])["choices"][0]["delta"].get("content", "")
-            results[i] = text == greedy[question]
-        elif i % 4 == 2:  # cancelled mid-stream
-            results[i] = len(stream_then_hang_up(server.url)) == 3
-        else:  # malformed
-            body, status, _ = bad[i % len(bad)]
-            results[i] = post(server.url + "v1/chat/completions", body).status_code == status
 
-    threads = [threading.Thread(target=request, args=(i,)) for i in range(64)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert results == [True] * 64
-    health = server.wait_idle()
-    assert health["status"] == "ok"
-    assert health["finished"]["cancelled"] == cancelled + 16
+def test_n_answers_draw_with_seed_plus_their_index(client):
+    messages = [{"role": "user", "content": QUESTIONS[6]}]
+    kwargs = dict(model="tiny", messages=messages, temperature=3.0, max_tokens=8)
+    three = client.chat.completions.create(**kwargs, n=3, seed=11)
+    alone = [client.chat.completions.create(**kwargs, seed=11 + i) for i in range(3)]
+    texts = [c.message.content for c in three.choices]
+    assert texts == [a.choices[0].message.content for a in alone]
+    assert len(set(texts)) > 1  # a high temperature: the answers differ
+    assert three.usage.completion_tokens == sum(a.usage.completion_tokens for a in alone)
+    stream = client.chat.completions.create(**kwargs, n=3, seed=11, stream=True)
+    got = ["", "", ""]
+    for chunk in stream:
+        for choice in chunk.choices:
+            got[choice.index] += choice.delta.content or ""
+    assert got == texts
+    greedy = client.chat.completions.create(model="tiny", messages=messages, n=2)
+    assert greedy.choices[0].message.content == greedy.choices[1].message.content
+
+
+def test_mailbox_sends_first_and_last_events_at_once():
+    """A request's first token and its end do not wait for the interval (time to first token)."""
+    import asyncio
+
+    from scratchlm.serve.streaming import Mailbox
+
+    async def scenario():
+        box, events = Mailbox(asyncio.get_running_loop(), interval=10.0), asyncio.Queue()
+        box.put(events, (1, None))
+        await asyncio.wait_for(events.get(), 0.5)  # after a pause: at once
+        box.put(events, (2, None))  # within the interval: held back ...
+        box.put(events, (None, "stop"), urgent=True)  # ... until an urgent one takes it along
+        got = [await asyncio.wait_for(events.get(), 0.5), events.get_nowait()]
+        assert got == [(2, None), (None, "stop")]
+
+    asyncio.run(scenario())
 
 
 # ------------------------------------------------------------------------------ the chat page
@@ -469,19 +338,3 @@ def test_chat_page_streams_an_answer_and_looks_inside(server, model_path):
         assert not browser.find_elements(By.CSS_SELECTOR, "#messages .msg")
     finally:
         browser.quit()
-
-
-# ------------------------------------------------------------------------------ the command
-
-
-def test_serve_mistakes_exit_2_with_one_error_line(server, tmp_path, capsys):
-    port = server.url.rsplit(":", 1)[1].strip("/")
-    mistakes = [
-        ["serve", str(tmp_path / "nope.safetensors")],
-        ["serve", str(server.model_path), "--port", port],  # taken by the running server
-        ["serve", str(server.model_path), "--host", "no such host.invalid"],
-    ]
-    for argv in mistakes:
-        assert cli(argv) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("error: "), err

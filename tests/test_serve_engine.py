@@ -4,6 +4,7 @@ requests that join a running batch, leave it, are cancelled or fail get exactly 
 
 import threading
 
+import numpy as np
 import pytest
 from models import loud_model
 
@@ -39,7 +40,7 @@ class Recorder:
         self.tokens, self.reason = [], None
         self.ended = threading.Event()
 
-    def __call__(self, token, reason):
+    def __call__(self, token, reason, logprobs=None):
         assert self.reason is None, "nothing comes after the end"
         if reason is None:
             self.tokens.append(token)
@@ -153,3 +154,39 @@ def test_jobs_over_the_limit_are_refused_until_one_ends(model):
     engine.step(first)  # both end after their one token
     assert engine.stats()["held"] == 0
     engine.submit(job(PROMPTS[2], Sampling(1))[0])
+
+
+def test_rows_drawn_together_keep_their_own_generators(model):
+    """Rows with the same settings are drawn in one call: each still gets its own seed's tokens,
+    and the greedy rows theirs, while rows leave and are replaced by the last one."""
+    engine = Engine(model)
+    same = [Sampling(n, temperature=1.3, top_k=6, seed=s) for n, s in ((6, 1), (14, 2), (10, 3))]
+    settings = [*same, Sampling(9), Sampling(12)]
+    jobs = [job(p, s, -1) for p, s in zip(PROMPTS + PROMPTS, settings, strict=False)]
+    engine.step(arrive(engine, *(j for j, _ in jobs)))
+    while engine.rows:
+        engine.step([])
+    for (_, rec), prompt, sampling in zip(jobs, PROMPTS + PROMPTS, settings, strict=False):
+        assert rec.tokens == expected(model, prompt, sampling, -1)
+
+
+def test_logprobs_are_the_log_softmax_of_the_logits_drawn_from(model):
+    from scratchlm.generate import KVCacheDecoder
+    from scratchlm.layers.activations import log_softmax
+
+    got = []
+    hot = Sampling(5, temperature=2.0, seed=9)
+    engine = Engine(model)
+    engine.step([Job(PROMPTS[1], hot, lambda t, r, lp: got.append((t, lp)), -1, top=3)])
+    while engine.rows:
+        engine.step([])
+    tokens = [t for t, _ in got[:-1]]
+    assert tokens == expected(model, PROMPTS[1], hot, -1)
+    decoder = KVCacheDecoder(model)
+    logits = decoder.start([PROMPTS[1]])
+    for token, lp in got[:-1]:
+        row = log_softmax(logits[0])  # temperature 1: the model's own distribution
+        assert lp.logprob == pytest.approx(row[token], abs=1e-12)
+        assert lp.top_ids == list(np.argsort(-row)[:3])
+        np.testing.assert_allclose(lp.top_logprobs, np.sort(row)[::-1][:3], atol=1e-12)
+        logits = decoder.advance([token])

@@ -57,25 +57,33 @@ def _right_padded(contexts: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class KVCacheDecoder:
-    """Next-token logits from the model's forward pass with a key/value cache (module docstring)."""
+    """Next-token logits from the model's forward pass with a key/value cache (module docstring).
 
-    def __init__(self, model):
+    capacity: the rows its cache holds before it grows (a server sets its batch limit)."""
+
+    def __init__(self, model, capacity: int = 0):
         self.model = model
         self.max_seq_len = model.config.max_seq_len
         self.contexts: list[list[int]] = []  # the tokens each row sees (within its window)
-        self.kv = KVCache(model, 0)
+        self.kv = KVCache(model, 0, capacity)
 
     def start(self, contexts: list[list[int]]) -> np.ndarray:
         """Forget every row, then `add` these -> their next-token logits (B, V)."""
-        self.contexts, self.kv = [], KVCache(self.model, 0)
+        self.contexts = []
+        self.kv.select([])
         return self.add(contexts)
 
     def add(self, contexts: list[list[int]]) -> np.ndarray:
-        """New rows after the existing ones, their caches filled by one forward pass over their
-        contexts -> the new rows' next-token logits (n, V)."""
+        """New rows after the existing ones, their caches filled in place by one forward pass over
+        their contexts -> the new rows' next-token logits (n, V). On an error (an id out of
+        range) the decoder is left as it was."""
         contexts = [fit_window(list(c), self.max_seq_len) for c in contexts]
-        kv, logits = self._prefill(contexts)
-        self.kv.append(kv)
+        before = self.kv.batch
+        try:
+            logits = self._prefill(self.kv.add_rows(len(contexts)), contexts)
+        except BaseException:
+            self.kv.select(np.arange(before))
+            raise
         self.contexts += contexts
         return logits
 
@@ -88,22 +96,26 @@ class KVCacheDecoder:
         if full:  # these rows slide their window: rebuild their caches up to the new token
             for b in full:
                 self.contexts[b] = fit_window(self.contexts[b], self.max_seq_len)
-            kv, _ = self._prefill([self.contexts[b][:-1] for b in full])
+            kv = self.kv.scratch(len(full))
+            self._prefill(kv, [self.contexts[b][:-1] for b in full])
             self.kv.replace(full, kv)
         return self.model.forward(tokens[:, None], kv=self.kv)[0][:, -1]  # (B, V)
 
     def select(self, rows) -> None:
         """Keep (and reorder or repeat) the given rows, e.g. the surviving beams."""
         self.kv.select(rows)
-        self.contexts = [list(self.contexts[r]) for r in rows]
+        contexts, seen = [], set()
+        for r in rows:  # a row kept twice (beams) gets its own copy of the context
+            contexts.append(list(self.contexts[r]) if r in seen else self.contexts[r])
+            seen.add(r)
+        self.contexts = contexts
 
-    def _prefill(self, contexts):
-        """A new cache holding `contexts` -> it, and each row's next-token logits (B, V)."""
+    def _prefill(self, kv, contexts):
+        """Fill the empty rows of `kv` with `contexts` -> each row's next-token logits (B, V)."""
         ids, lengths = _right_padded(contexts)
-        kv = KVCache(self.model, len(contexts))
         logits = self.model.forward(ids, kv=kv)[0]  # (B, T, V)
         kv.lengths = lengths  # each row continues after its last real token
-        return kv, logits[np.arange(len(contexts)), np.maximum(lengths - 1, 0)]
+        return logits[np.arange(len(contexts)), np.maximum(lengths - 1, 0)]
 
 
 class RecomputeDecoder:

@@ -13,12 +13,14 @@ sequence and reads what its caches already hold (nothing is recomputed here):
 - running (T,): with adaptive depth, whether the token was still running at that step (a halted
   token's row is computed but not used); all True at fixed depth.
 
-Used by the server's "look inside" panel (serve/app.py). Not handled: batches (one sequence at a
-time), the gates and the scores before the softmax.
+`conversation_inside(model, messages, step, head)` does it for a chat conversation and gives the
+JSON-ready answer of the server's `POST /v1/inspect` (the chat page's "look inside" panel). Not
+handled: batches (one sequence at a time), the gates and the scores before the softmax.
 """
 
 import numpy as np
 
+from . import chat_format
 from .errors import InputError
 
 
@@ -57,4 +59,30 @@ def look_inside(model, ids, step: int = 0, head: int = 0) -> dict:
         "attention": attention,
         "positions": positions,
         "running": running,
+    }
+
+
+def conversation_inside(model, messages: list[tuple[str, str]], step: int, head: int) -> dict:
+    """(role, content) messages, which may end with the assistant's reply -> `look_inside` of their
+    most recent context window (as the decoder sees it), as JSON-ready lists: the tokens as text,
+    where the last reply starts, the model's shape and the arrays rounded for display."""
+    tok, cfg = model.tokenizer, model.config
+    full = tok.encode(chat_format.render(messages))
+    ids = full[-cfg.max_seq_len :]
+    reply = messages[-1][0] == "assistant"
+    start = len(tok.encode(chat_format.reply_prompt(messages[:-1]))) if reply else len(full)
+    inside = look_inside(model, ids, step, head)
+    return {
+        "tokens": [tok.decode([i], skip_special=False) for i in ids],
+        "answer_start": max(0, start - (len(full) - len(ids))),
+        "adaptive_depth": cfg.adaptive_depth,
+        "heads": cfg.n_heads,
+        "cope_max_pos": cfg.cope_max_pos,
+        "step": step,
+        "head": head,
+        "steps": inside["steps"],
+        "depth": inside["depth"].tolist(),
+        "running": inside["running"].tolist(),
+        "attention": inside["attention"].astype(float).round(4).tolist(),
+        "positions": inside["positions"].astype(float).round(3).tolist(),
     }

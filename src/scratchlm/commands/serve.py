@@ -14,12 +14,29 @@ import os
 import socket
 from pathlib import Path
 
+from ..serve.engine import MAX_BATCH
+
 
 def register(sub):
     p = sub.add_parser("serve", help="serve a model over an OpenAI-compatible HTTP API")
     p.add_argument("model", type=Path, help="model file (.safetensors or .json)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+    p.add_argument(
+        "--model-name",
+        action="append",
+        metavar="NAME",
+        help="the model's id (repeat for aliases): requests must name one of them; by default the "
+        "id is the file's name without extension and requests may name any model",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=MAX_BATCH,
+        metavar="N",
+        help=f"requests decoded at once (default {MAX_BATCH}); as many more wait their turn, and "
+        "the next one is answered 503 with Retry-After",
+    )
     p.add_argument(
         "--api-key",
         default=os.environ.get("SCRATCHLM_API_KEY"),
@@ -41,6 +58,8 @@ def main(args) -> int:
         raise InputError(
             f"serving needs FastAPI and uvicorn ({e}): pip install 'scratchlm[serve]'"
         ) from None
+    if args.max_batch < 1:
+        raise InputError(f"--max-batch must be at least 1, got {args.max_batch}")
     model = load_model(args.model)
     try:
         sock = listen(args.host, args.port)
@@ -48,10 +67,12 @@ def main(args) -> int:
         raise InputError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
     if not {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"} & set(os.environ):
         threadpool_limits(1, user_api="blas")
-    app = create_app(model, name=args.model.stem, api_key=args.api_key)
+    names = args.model_name or [args.model.stem]
+    aliases = names[1:] if args.model_name else None  # None: any name
+    app = create_app(model, names[0], args.api_key, aliases, args.max_batch)
     host, port = sock.getsockname()[:2]
     address = f"[{host}]" if ":" in host else host  # an IPv6 address goes in brackets in a URL
-    print(f"serving {args.model} as {args.model.stem!r} at http://{address}:{port}/", flush=True)
+    print(f"serving {args.model} as {names[0]!r} at http://{address}:{port}/", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
 

@@ -4,7 +4,7 @@ maps of the same input with their weights stacked, y_i = x @ W_i.
 The leading axes are flattened so that NumPy runs ONE matrix product (one BLAS call) instead of a
 loop of small ones. The stacked form gives each y_i as its own contiguous array: elementwise work
 on them runs faster than on the column blocks of one concatenated product. Stacked weights whose
-matrices lie side by side in memory (`params.fuse(..., side_by_side=True)`, a decoding cache's) are
+matrices lie side by side in memory (`params.weights(..., side_by_side=True)`, a decoding cache's) are
 multiplied as that one concatenated matrix instead: for a single token one wide product is faster
 than k narrow ones.
 """

@@ -1,57 +1,98 @@
 """Continuous batching: one worker thread owns the model and decodes every request in ONE batch.
 
-A request is a `Job` on token ids: this file knows no text, chat template or HTTP (app.py does).
+A request is a `Job` on token ids: this file knows no text, chat template or HTTP (service.py does).
 The worker repeats:
 
     1. drop the rows of cancelled jobs (their client went away, or a stop string was found);
-    2. admit the jobs that arrived since the last step: one forward pass over their prompts fills
-       their key/value cache rows (prefill) and gives their first next-token logits;
+    2. admit waiting jobs, up to `max_batch` rows: one forward pass over their prompts fills their
+       key/value cache rows in place (prefill) and gives their first next-token logits, so they
+       draw their first token in this same turn, together with the rows already decoding;
     3. draw each row's next token with ITS OWN settings and random generator, and report it;
     4. drop the rows that finished (end-of-sequence token, or max_new_tokens reached);
     5. one forward pass over the new token of every remaining row (a decode step), and again.
 
 So a request joins the running batch at the next step and leaves it as soon as it finishes; no
-request waits for another to finish. The decoder is generate.py's `KVCacheDecoder`, whose rows may
-hold contexts of different lengths, and each row draws exactly as `sample_steps` draws for a batch
-of one, so a request gets the very tokens `generate_batch(model, [prompt], sampling)` gives.
+request waits for another to finish unless `max_batch` rows are decoding already. The decoder is
+generate.py's `KVCacheDecoder`, whose rows may hold contexts of different lengths; a row that
+leaves is replaced by the last row (one row copied, not the cache). Each row draws exactly as
+`sample_steps` draws for a batch of one, so a request gets the very tokens
+`generate_batch(model, [prompt], sampling)` gives; rows with the same settings are drawn in one
+call, each still with its own generator.
+
+Overload: at most `max_batch` rows decode at once (a step over more rows would make every stream
+slower than a reader can notice); up to `max_jobs` requests are held, the others wait in arrival
+order; one more is refused at once with ServerBusyError (503 and Retry-After), so that the time to
+the first token stays bounded instead of growing with the queue.
 
 Beam search keeps several rows per request and reorders them, so it runs aside, outside the batch,
 in a second thread (`run_aside`, which also serves one-off forward passes). Both threads only read
 the model's weights, so they may share it. Jobs report through a callback called on the worker
-thread (`Job.emit`); app.py hands what it gets over to its event loop.
+thread (`Job.emit`); streaming.py hands what it gets over to the event loop.
 
-Not handled: priorities, preemption, a memory budget other than the cap on the jobs held.
+Not handled: priorities, preemption, a memory budget other than the caps on rows and jobs.
 """
 
+import ctypes
+import ctypes.util
+import dataclasses
 import logging
 import queue
 import threading
-from collections import Counter
+import time
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import ServerBusyError
 from ..generate import KVCacheDecoder, beam_search
+from ..layers.activations import log_softmax
 from ..sampling import Sampling, next_tokens
 
 logger = logging.getLogger("scratchlm")
 
-MAX_JOBS = 256  # requests held at once (running, waiting or aside); more get ServerBusyError
+MAX_BATCH = 64  # rows decoded at once; more requests wait for a row
+# Requests held at once (decoding, waiting or aside): as many wait as decode; more are refused.
+MAX_JOBS = 2 * MAX_BATCH
+PREFILL_TOKENS = 1024  # prompt tokens (padded) prefilled in one step: the others join next step
+MAX_TOP_LOGPROBS = 20  # alternatives reported per token, as in the OpenAI API
+TRIM_INTERVAL_S = 10.0  # how often the worker gives freed memory back (release_free_memory)
+
+
+class Logprobs(NamedTuple):
+    """A token's log-probability under the model (the log-softmax of its logits at temperature 1,
+    before any sampling filter) and the `top` most likely tokens' (ids, log-probabilities)."""
+
+    logprob: float
+    top_ids: list[int]
+    top_logprobs: list[float]
 
 
 class Job:
     """One request: its prompt (token ids), its settings, and where its tokens go.
 
-    emit(token, None) is called for every new token and emit(None, reason) once at the end, reason
-    "stop" (the end-of-sequence token `eos_id`, which is not emitted; -1: never), "length"
-    (max_new_tokens reached), "cancelled" or "error". Both are called on the worker thread.
+    emit(token, None, logprobs) is called for every new token (logprobs: a `Logprobs` with `top`
+    alternatives when the job asks for them, else None) and emit(None, reason, None) once at the
+    end, reason "stop" (the end-of-sequence token `eos_id`, which is not emitted; -1: never),
+    "length" (max_new_tokens reached), "cancelled" or "error". Both on the worker thread.
     """
 
-    def __init__(self, prompt: list[int], sampling: Sampling, emit: Callable, eos_id: int = -1):
+    def __init__(
+        self,
+        prompt: list[int],
+        sampling: Sampling,
+        emit: Callable,
+        eos_id: int = -1,
+        top: int | None = None,
+    ):
         self.prompt, self.sampling, self.emit, self.eos_id = prompt, sampling, emit, eos_id
-        self.rng = np.random.default_rng(sampling.seed)  # this request's own draws
+        self.top = top  # None: no log-probabilities; k: the chosen token's and k alternatives
+        # How the next token is drawn, without the parts that differ between requests: rows with
+        # equal draws are drawn together. Greedy needs no generator.
+        self.draw = dataclasses.replace(sampling, max_new_tokens=0, seed=None)
+        self.rng = np.random.default_rng(sampling.seed) if sampling.temperature > 0 else None
         self.generated = 0  # tokens emitted so far
         self.cancelled = False
         self.finish_reason: str | None = None  # set once the job has ended
@@ -61,13 +102,26 @@ class Job:
         self.cancelled = True
 
 
+class RowGenerators:
+    """Each row's own generator, seen by `next_tokens` as one: it draws one uniform number per row
+    with random((B, 1)), and row b's number comes from row b's generator, as alone it would."""
+
+    def __init__(self, generators):
+        self.generators = generators
+
+    def random(self, shape):
+        assert shape == (len(self.generators), 1), shape
+        return np.array([[g.random()] for g in self.generators])
+
+
 class Engine:
-    def __init__(self, model, max_jobs: int = MAX_JOBS):
+    def __init__(self, model, max_jobs: int = MAX_JOBS, max_batch: int = MAX_BATCH):
         self.model = model
-        self.max_jobs = max_jobs
+        self.max_jobs, self.max_batch = max_jobs, max_batch
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()  # new jobs; None stops the worker
-        self.decoder = KVCacheDecoder(model)
+        self.decoder = KVCacheDecoder(model, capacity=max_batch)
         self.rows: list[Job] = []  # the job of each decoder row
+        self.waiting: deque[Job] = deque()  # submitted jobs without a row yet, oldest first
         self.logits = None  # (len(rows), V) each row's next-token logits
         self.finished = Counter()  # jobs ended, by reason
         self._held = 0  # jobs submitted and not yet ended, aside ones included
@@ -85,10 +139,12 @@ class Engine:
         self._worker.join()
         self._aside.shutdown(cancel_futures=True)
 
-    def submit(self, job: Job) -> None:
-        """Queue a job for the batch; ServerBusyError when max_jobs are held already."""
-        self._reserve()
-        self.inbox.put(job)
+    def submit(self, *jobs: Job) -> None:
+        """Queue jobs for the batch, all or none: ServerBusyError when they would make more than
+        max_jobs held."""
+        self._reserve(len(jobs))
+        for job in jobs:
+            self.inbox.put(job)
 
     def run_aside(self, fn, *args) -> Future:
         """fn(*args) on the aside thread (beam search, one-off forward passes) -> its Future."""
@@ -108,13 +164,14 @@ class Engine:
             finished = dict(self.finished)
         return {"running": len(self.rows), "held": self._held, "finished": finished}
 
-    def _reserve(self) -> None:
+    def _reserve(self, n: int = 1) -> None:
         with self._lock:
-            if self._held >= self.max_jobs:
+            if self._held + n > self.max_jobs:
                 raise ServerBusyError(
-                    f"the server holds {self._held} requests, its limit; try again shortly"
+                    f"the server holds {self._held} requests, its limit is {self.max_jobs}; "
+                    "try again shortly"
                 )
-            self._held += 1
+            self._held += n
 
     def _release(self, reason: str | None = None) -> None:
         """One job fewer held; a batch job's end is counted under its reason."""
@@ -126,19 +183,24 @@ class Engine:
     # ------------------------------------------------------------------------- the worker thread
 
     def _loop(self) -> None:
+        trimmed = time.monotonic()
         while (arrived := self._arrivals()) is not None:
+            if time.monotonic() - trimmed > TRIM_INTERVAL_S:
+                release_free_memory()
+                trimmed = time.monotonic()
             try:
                 self.step(arrived)
             except Exception:  # a bug must not kill the worker: end the batch's jobs, go on
                 logger.exception("a decoding step failed; its requests end with an error")
-                for job in self.rows + arrived:
+                for job in [*self.rows, *self.waiting, *arrived]:
                     self._finish(job, "error")
-                self.decoder, self.rows, self.logits = KVCacheDecoder(self.model), [], None
+                self.rows, self.logits, self.waiting = [], None, deque()
+                self.decoder = KVCacheDecoder(self.model, capacity=self.max_batch)
 
     def _arrivals(self) -> list[Job] | None:
-        """The jobs submitted since the last step, waiting for one while the batch is empty;
+        """The jobs submitted since the last step, waiting for one while there is nothing to do;
         None once stop() was called."""
-        jobs = [] if self.rows else [self.inbox.get()]
+        jobs = [] if self.rows or self.waiting else [self.inbox.get()]
         while True:
             try:
                 jobs.append(self.inbox.get_nowait())
@@ -146,61 +208,90 @@ class Engine:
                 return None if None in jobs else jobs
 
     def step(self, arrived: list[Job]) -> None:
-        """One turn of the worker: the arrived jobs join, every row gets its next token (tests
-        drive the engine through this, without the thread)."""
+        """One turn of the worker: the arrived jobs join (or wait), every row gets its next token
+        (tests drive the engine through this, without the thread)."""
+        self.waiting.extend(arrived)
         keep = [not job.cancelled for job in self.rows]  # read once: other threads may cancel
         for job, kept in zip(self.rows, keep, strict=True):
             if not kept:
                 self._finish(job, "cancelled")
         self._keep(keep)
-        self._admit(arrived)
+        self._admit()
         if not self.rows:
             return
-        rows = zip(self.rows, self.logits, strict=True)
-        tokens = np.array([self._draw(job, logits) for job, logits in rows])  # (B,), -1: finished
-        going = tokens >= 0
-        self._keep(going)
+        tokens = self._draw()  # (B,), -1: finished
+        order = self._keep(tokens >= 0)
         if self.rows:
-            self.logits = self.decoder.advance(tokens[going])  # (B, V)
+            self.logits = self.decoder.advance(tokens[order])  # (B, V)
 
-    def _admit(self, arrived: list[Job]) -> None:
-        """Prefill the arrived jobs' prompts as new rows after the running ones."""
-        new = []
-        for job in arrived:
-            if job.cancelled:
-                self._finish(job, "cancelled")
-            elif job.sampling.max_new_tokens == 0:
-                self._finish(job, "length")
-            else:
-                new.append(job)
+    def _admit(self) -> None:
+        """Prefill waiting jobs' prompts as new rows after the running ones, oldest first, as long
+        as rows are free and the step's prefill stays under PREFILL_TOKENS (at least one)."""
+        for job in [j for j in self.waiting if j.cancelled or j.sampling.max_new_tokens == 0]:
+            self.waiting.remove(job)
+            self._finish(job, "cancelled" if job.cancelled else "length")
+        new, longest = [], 0
+        while self.waiting and len(self.rows) + len(new) < self.max_batch:
+            longest = max(longest, min(len(self.waiting[0].prompt), self.decoder.max_seq_len))
+            if new and (len(new) + 1) * longest > PREFILL_TOKENS:
+                break
+            new.append(self.waiting.popleft())
         if new:
             logits = self.decoder.add([job.prompt for job in new])  # (n, V)
             self.logits = logits if not self.rows else np.concatenate([self.logits, logits])
             self.rows += new
 
-    def _draw(self, job: Job, logits) -> int:
-        """Draw the job's next token from its logits (V,) and report it -> the token, or -1 when
-        the job has finished."""
-        # A batch of one, as sample_steps draws it: the same random numbers as generate_batch.
-        token = int(next_tokens(logits[None], job.sampling, job.rng)[0])
-        if token == job.eos_id:
-            self._finish(job, "stop")
-            return -1
-        job.emit(token, None)
-        job.generated += 1
-        if job.generated == job.sampling.max_new_tokens:
-            self._finish(job, "length")
-            return -1
-        return token
+    def _draw(self) -> np.ndarray:
+        """Every row's next token, drawn with its job's settings and generator, and reported ->
+        the tokens (B,), -1 where the job has finished."""
+        groups = defaultdict(list)  # rows with the same way of drawing: one call for all
+        for b, job in enumerate(self.rows):
+            groups[job.draw].append(b)
+        tokens = np.empty(len(self.rows), dtype=np.intp)
+        for draw, rows in groups.items():
+            rng = None if draw.temperature == 0 else RowGenerators([self.rows[b].rng for b in rows])
+            tokens[rows] = next_tokens(self.logits[rows], draw, rng)
+        logprobs = self._logprobs(tokens)
+        for b, job in enumerate(self.rows):
+            if tokens[b] == job.eos_id:
+                self._finish(job, "stop")
+                tokens[b] = -1
+                continue
+            job.emit(int(tokens[b]), None, logprobs.get(b))
+            job.generated += 1
+            if job.generated == job.sampling.max_new_tokens:
+                self._finish(job, "length")
+                tokens[b] = -1
+        return tokens
 
-    def _keep(self, keep) -> None:
-        """Keep the rows marked True (a list or array of B booleans); the others leave the batch."""
-        if all(keep):
-            return
-        rows = np.flatnonzero(keep)
-        self.decoder.select(rows)
-        self.logits = self.logits[rows]
-        self.rows = [self.rows[r] for r in rows]
+    def _logprobs(self, tokens) -> dict[int, Logprobs]:
+        """The drawn tokens' log-probabilities of the rows whose jobs ask for them -> row: them."""
+        rows = [b for b, job in enumerate(self.rows) if job.top is not None]
+        if not rows:
+            return {}
+        lp = log_softmax(self.logits[rows].astype(np.float64))  # (n, V)
+        k = max(self.rows[b].top for b in rows)
+        top = np.argsort(-lp, axis=1, kind="stable")[:, :k]  # (n, k), most likely first
+        out = {}
+        for i, b in enumerate(rows):
+            ids = top[i, : self.rows[b].top]
+            out[b] = Logprobs(float(lp[i, tokens[b]]), ids.tolist(), lp[i, ids].tolist())
+        return out
+
+    def _keep(self, keep) -> np.ndarray:
+        """Keep the rows marked True (B booleans); the others leave the batch, the last rows moving
+        into their places -> the old row of each row now (B',)."""
+        keep = np.asarray(keep, dtype=bool)
+        if keep.all():
+            return np.arange(len(keep))
+        n = int(keep.sum())
+        order = np.arange(n)
+        kept = np.flatnonzero(keep)
+        order[np.flatnonzero(~keep[:n])] = kept[kept >= n]  # the holes take the last kept rows
+        self.decoder.select(order)
+        self.logits = self.logits[order]
+        self.rows = [self.rows[r] for r in order]
+        return order
 
     def _finish(self, job: Job, reason: str) -> None:
         """Report the job's end (once: a job that has ended is left alone)."""
@@ -208,4 +299,21 @@ class Engine:
             return
         job.finish_reason = reason
         self._release(reason)
-        job.emit(None, reason)
+        job.emit(None, reason, None)
+
+
+def _malloc_trim():
+    libc = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Give back to the system the memory that freed arrays leave inside the C allocator's heaps
+    (glibc's malloc_trim; elsewhere nothing). Every step allocates and frees arrays of many sizes
+    (the batch and the context lengths change all the time), and glibc keeps the holes they leave:
+    a server's resident memory would creep up over hours. Trimming takes well under a millisecond."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
