@@ -3,23 +3,26 @@
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
+import time
 
 import pexpect
 import pytest
+from helpers import ROOT, cli_env
+from models import word_model
 
 from scratchlm import Model, ModelConfig
 from scratchlm.chat import ChatSession, TextStream
 from scratchlm.chat_format import prompt as render
 from scratchlm.chat_format import turns
-from scratchlm.errors import InputError
+from scratchlm.errors import (
+    InputError,
+)
+from scratchlm.modelfile import save_model
 from scratchlm.sampling import Sampling
 from scratchlm.tokenizers import BPETokenizer, WordTokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
 CHAT_DATA = json.loads((ROOT / "data" / "chat.json").read_text())
 
 
@@ -161,15 +164,8 @@ def test_a_model_without_tokenizer_cannot_chat():
 # ----------------------------------------------------------------------------- the real processes
 
 
-def cli_env():
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), SCRATCHLM_LOG="warning")
-    env.pop("PYTHONSTARTUP", None)
-    return env
-
-
 @pytest.fixture(scope="module")
 def model_file(model, tmp_path_factory):
-    from scratchlm.modelfile import save_model
 
     path = tmp_path_factory.mktemp("chat") / "tiny.safetensors"
     save_model(path, model)
@@ -306,3 +302,98 @@ def test_cli_errors_are_one_line(model_file, tmp_path):
     assert bad.stderr == "error: top_p must be a number in (0, 1] (or None), got 2.0\n"
     long = run_cli("generate", str(model_file), "x" * 10_001)
     assert long.returncode == 2 and "the limit is 10,000" in long.stderr
+
+
+# ------------------------------------------------------------------------------ text that is not Unicode, and Ctrl-C
+
+
+def test_chat_message_that_is_not_unicode_is_refused():
+    with pytest.raises(InputError, match="your message is not valid Unicode"):
+        ChatSession(word_model()).reply("hi \udcff")
+
+
+# ------------------------------------------------------------------------------ the chat REPL
+
+
+def test_chat_survives_any_burst_of_ctrl_c(endless_model_file):
+    """Bursts of Ctrl-C while answering, while reading a line and right after Enter: the session
+    stops the answer each time and goes on; only /exit ends it, with status 0 and no traceback.
+    Every answer of this model is endless, so only Ctrl-C can end one.
+
+    To land presses inside the code that handles the previous one (where Python's default handler
+    ended the session, with a traceback from logging), Ctrl-S first stops the terminal's output:
+    every write then blocks, " [stopped]" included, until Ctrl-C (which restarts output) or Ctrl-Q.
+    """
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-W",
+            "error",
+            "-m",
+            "scratchlm",
+            "chat",
+            str(endless_model_file),
+            "--max-tokens",
+            "1000000000",
+        ],
+        env=cli_env(),
+        encoding="utf-8",
+        timeout=30,
+    )
+    seen = []
+
+    def back_at_the_prompt():
+        """Read until the prompt comes back; a press that found no answer running was ignored
+        (as it should be), so press again as a user would, a few times at most."""
+        for _ in range(20):
+            if child.expect_exact(["User: ", pexpect.TIMEOUT], timeout=0.5) == 0:
+                seen.append(child.before)
+                return
+            seen.append(child.before)
+            child.send("\x03")
+        raise AssertionError("Ctrl-C did not bring the prompt back")
+
+    def blocked_bursts():
+        child.send("\x13")  # Ctrl-S: output stops, the next write blocks
+        time.sleep(0.2)
+        for _ in range(2):
+            child.send("\x03\x13")  # interrupt, and stop the output again at once
+            time.sleep(0.2)
+        child.send("\x03\x11")  # Ctrl-Q: output flows again
+
+    def ask():
+        child.sendline("the cat")
+        child.expect_exact("Assistant: ")
+        child.expect_exact("cat cat")  # the answer is streaming
+
+    try:
+        child.expect_exact("User: ")
+        ask()
+        blocked_bursts()  # while answering
+        back_at_the_prompt()
+        blocked_bursts()  # while reading a line
+        back_at_the_prompt()
+        for burst, gap in [(3, 0.0), (5, 0.005)]:
+            ask()
+            for _ in range(burst):
+                child.send("\x03")
+                time.sleep(gap)
+            back_at_the_prompt()
+            child.send("\x03\x03\x03")  # a burst while reading a line
+            time.sleep(0.05)
+            child.sendline("the cat")  # ... and right after Enter
+            child.send("\x03\x03")
+            back_at_the_prompt()
+        child.sendline("/settings")
+        child.expect_exact("temperature=0.0")
+        child.expect_exact("User: ")
+        seen.append(child.before)
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+        seen.append(child.before)
+    finally:
+        child.close()
+    output = "".join(seen)
+    assert output.count("[stopped]") >= 3
+    assert "Traceback" not in output and "Warning" not in output
+    assert child.exitstatus == 0

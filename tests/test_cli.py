@@ -1,17 +1,24 @@
 """The command line: user mistakes give one `error: ...` line and exit status 2."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from helpers import ROOT, cli_env, write
+from mutate import SEED, cases, data_seeds
 
 from scratchlm.cli import main
+from scratchlm.errors import ScratchLMError
+from scratchlm.examples import load_examples
+from scratchlm.model import load_model
 
 
-def write(path, text):
-    path.write_text(text)
-    return str(path)
+def written(path, text) -> str:
+    """Write `text` to `path` and return it as a command-line argument."""
+    return str(write(path, text))
 
 
 MISTAKES = {
@@ -20,18 +27,22 @@ MISTAKES = {
     "bad option value": lambda d: ["train", "--epochs", "many"],
     "unknown option": lambda d: ["run", "--turbo"],
     "missing model file": lambda d: ["info", str(d / "nope.safetensors")],
-    "not a model file": lambda d: ["info", write(d / "junk.safetensors", "hello")],
-    "unknown model extension": lambda d: ["info", write(d / "m.bin", "x")],
+    "not a model file": lambda d: ["info", written(d / "junk.safetensors", "hello")],
+    "unknown model extension": lambda d: ["info", written(d / "m.bin", "x")],
     "missing data file": lambda d: ["train", "--pretrain", str(d / "nope.json")],
-    "invalid JSON": lambda d: ["train", "--pretrain", write(d / "bad.json", '["a </s>",\n oops]')],
-    "wrong element type": lambda d: ["train", "--chat", write(d / "t.json", '["ok </s>", 3]')],
+    "invalid JSON": lambda d: [
+        "train",
+        "--pretrain",
+        written(d / "bad.json", '["a </s>",\n oops]'),
+    ],
+    "wrong element type": lambda d: ["train", "--chat", written(d / "t.json", '["ok </s>", 3]')],
     "nothing to train on": lambda d: ["train"],
     "corpus and example sets": lambda d: ["train", "--corpus", "a.txt", "--pretrain", "b.json"],
     "corpus and held-out file": lambda d: ["train", "--corpus", "a.txt", "--val", "b.json"],
     "dropout of 1": lambda d: [
         "train",
         "--pretrain",
-        write(d / "p.json", '["a b </s>"]'),
+        written(d / "p.json", '["a b </s>"]'),
         "--dropout",
         "1",
     ],
@@ -40,20 +51,20 @@ MISTAKES = {
         "--pretrain",
         "x.json",
         "--config",
-        write(d / "c.toml", "[model"),
+        written(d / "c.toml", "[model"),
     ],
     "unknown config field": lambda d: [
         "train",
         "--pretrain",
-        write(d / "p.json", '["a b </s>"]'),
+        written(d / "p.json", '["a b </s>"]'),
         "--config",
-        write(d / "c.toml", "[model]\nwidth = 3\n"),
+        written(d / "c.toml", "[model]\nwidth = 3\n"),
     ],
     "bad log level": lambda d: ["--log-level", "loud", "info", "m.safetensors"],
     "zero epochs": lambda d: [
         "train",
         "--pretrain",
-        write(d / "p.json", '["a </s>"]'),
+        written(d / "p.json", '["a </s>"]'),
         "--epochs",
         "0",
     ],
@@ -70,7 +81,7 @@ def test_user_mistakes_exit_2_with_one_error_line(name, tmp_path, capsys):
 
 
 def test_errors_name_the_file_and_position(tmp_path, capsys):
-    bad = write(tmp_path / "bad.json", '["a </s>",\n oops]')
+    bad = written(tmp_path / "bad.json", '["a </s>",\n oops]')
     main(["train", "--pretrain", bad])
     err = capsys.readouterr().err
     assert "bad.json" in err and "line 2" in err
@@ -104,8 +115,8 @@ def test_help_lists_the_commands(capsys):
 def test_train_info_eval_round_trip(tmp_path, capsys):
     facts = json.dumps(["The sky is blue . </s>", "Grass is green . </s>"])
     chat = json.dumps(["User: What colour is the sky? Assistant: The sky is blue . </s>"])
-    pre, ch = write(tmp_path / "p.json", facts), write(tmp_path / "c.json", chat)
-    cfg = write(tmp_path / "c.toml", "[model]\nd_model = 16\nn_heads = 2\nd_ff = 16\ndepth = 1\n")
+    pre, ch = written(tmp_path / "p.json", facts), written(tmp_path / "c.json", chat)
+    cfg = written(tmp_path / "c.toml", "[model]\nd_model = 16\nn_heads = 2\nd_ff = 16\ndepth = 1\n")
     out = str(tmp_path / "m.json")
     argv = ["train", "--pretrain", pre, "--chat", ch, "--config", cfg, "--epochs", "2"]
     argv += ["--val", ch, "--dropout", "0.1"]
@@ -116,3 +127,72 @@ def test_train_info_eval_round_trip(tmp_path, capsys):
     assert "depth: fixed, 1 steps" in text and "sha256: " in text
     assert main(["eval", out, ch]) == 0
     assert "exact_answers=" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ text that is not Unicode
+
+
+def test_prompt_that_is_not_unicode_is_one_error(model_file):
+    proc = subprocess.run(
+        [sys.executable, "-m", "scratchlm", "generate", str(model_file), b"hi \xff there"],
+        env=cli_env(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        "error: the prompt is not valid Unicode: a lone surrogate (\\udcff) at character 3"
+    ]
+
+
+# ------------------------------------------------------------------------------ fuzzing: a sample of the damaged files is one error line, also in a real process
+
+
+def failing_samples(seeds, n: int, load, folder: Path) -> list[Path]:
+    """The first `n` mutants of `seeds` that `load` refuses, as files in `folder`."""
+    out = []
+    for k, name, data in cases(seeds, 10 * n, SEED + 1):
+        path = folder / f"{k}{Path(name).suffix}"
+        path.write_bytes(data)
+        try:
+            load(path)
+        except ScratchLMError:
+            out.append(path)
+        if len(out) == n:
+            break
+    return out
+
+
+def test_fuzz_cli_prints_one_error_line(tmp_path, capsys, model_seeds):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "models").mkdir()
+    runs = [
+        ["train", "--pretrain", str(path), "--output", str(tmp_path / "never.json")]
+        for path in failing_samples(data_seeds(), 30, load_examples, tmp_path / "data")
+    ]
+    commands = [["info"], ["generate", "hi"], ["chat"]]
+    for i, path in enumerate(failing_samples(model_seeds, 30, load_model, tmp_path / "models")):
+        command = commands[i % len(commands)]
+        runs.append([command[0], str(path), *command[1:]])
+    assert len(runs) == 60
+    for argv in runs:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), (argv, err)
+    # and a few as real processes: what a user's terminal shows
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    env.pop("PYTHONSTARTUP", None)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "scratchlm", *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in runs[::15]
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        lines = err.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), err

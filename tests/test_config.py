@@ -1,6 +1,10 @@
+"""ModelConfig and the config files of the command line: defaults, round trips, every mistake named."""
+
 import pytest
+from helpers import one_error_line, write
 
 from scratchlm import ModelConfig, ScratchLMError
+from scratchlm.cli import main
 
 
 def test_defaults_match_design():
@@ -45,3 +49,26 @@ def test_param_shapes_table():
     assert s["block.attn_scale"] == (2,) and "block.halt.w" not in s
     s = param_shapes(ModelConfig(vocab_size=11, learned_pos=False, adaptive_depth=True))
     assert "pos_emb" not in s and s["block.ffn_scale"] == (8,) and s["block.halt.b"] == (1,)
+
+
+# ------------------------------------------------------------------------------ config files
+
+
+@pytest.mark.parametrize(
+    "toml, fragment",
+    [
+        ('[train]\nlr = "fast"', "training option lr must be a number > 0, got 'fast'"),
+        ("[train]\nweight_decay = nan", "weight_decay must be a finite number"),
+        ('[model]\nhalt_eps = "x"', "'halt_eps' must be a number"),
+        ("model = 3", "model must be a table"),
+        ("a = " + "[" * 3000 + "]" * 3000, "nested too deeply"),
+        ("[model]\nd_model = " + "9" * 5000, "invalid TOML"),
+        ("[model]\nd_model = 1048576\nn_heads = 1\nd_ff = 1048576", "over the limit of"),
+    ],
+)
+def test_config_files_give_one_error_line(tmp_path, capsys, toml, fragment):
+    data = write(tmp_path / "p.json", '["the cat sat </s>"]')
+    config = write(tmp_path / "c.toml", toml + "\n")
+    argv = ["train", "--pretrain", str(data), "--config", str(config), "--epochs", "1"]
+    assert main([*argv, "--output", str(tmp_path / "m.safetensors")]) == 2
+    assert fragment in one_error_line(capsys)

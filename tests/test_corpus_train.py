@@ -1,6 +1,10 @@
 """Training on a plain-text corpus through the real command: `scratchlm train --corpus`."""
 
 import json
+import os
+from pathlib import Path
+
+from helpers import CORPUS, TINY_TOML, write
 
 from scratchlm.checkpoint import load_checkpoint
 from scratchlm.cli import main
@@ -76,3 +80,23 @@ def test_resumed_corpus_run_continues_from_the_saved_step(tmp_path, monkeypatch)
     # the same windows in the same order, the same optimizer state: the same weights
     for name, value in a.params.items():
         assert (b.params[name] == value).all(), name
+
+
+# ------------------------------------------------------------------------------ a corpus file name that is not UTF-8
+
+
+def test_undecodable_corpus_file_name_still_saves_the_model(tmp_path, capsys):
+    corpus = Path(os.fsdecode(bytes(tmp_path) + b"/play\xff.txt"))  # \udcff in the str
+    corpus.write_text(CORPUS)
+    config = write(tmp_path / "c.toml", TINY_TOML)
+    out = tmp_path / "m.safetensors"
+    argv = ["train", "--corpus", str(corpus), "--config", str(config), "--steps", "2"]
+    assert main([*argv, "--eval-every", "2", "--batch-size", "2", "--output", str(out)]) == 0
+    assert load_model(out) is not None
+    assert "play\ufffd.txt" in json.dumps(load_model_metadata(out), ensure_ascii=False)
+
+
+def load_model_metadata(path):
+    from scratchlm.modelfile import read_model_file
+
+    return read_model_file(path).metadata

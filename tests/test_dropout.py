@@ -4,9 +4,9 @@ Dropout or a rate of 0 changes nothing (bit for bit). Fixed masks: gradcheck.fix
 import numpy as np
 import pytest
 from gradcheck import fixed_dropout
-from test_act import ACT, IDS, MASK
+from models import TINY, small_model
+from test_adaptive_depth import ACT, IDS, MASK
 from test_layers import check_layer, randn
-from test_model import TINY, perturbed_model
 
 from scratchlm import ModelConfig
 from scratchlm.errors import ConfigError
@@ -75,7 +75,7 @@ def test_layer_gradient():
 @pytest.mark.parametrize("adaptive", [False, True], ids=["fixed-depth", "adaptive-depth"])
 def test_rate_zero_is_bit_identical_to_no_dropout(adaptive):
     cfg = ACT if adaptive else ModelConfig(vocab_size=11, **TINY, depth=3)
-    model = perturbed_model(cfg, 0)
+    model = small_model(cfg, 0, perturbed=True)
     targets = np.random.default_rng(1).integers(0, 11, (2, 7))
     loss, grads = model.loss_and_grads(IDS, targets, MASK)
     zero = Dropout(0.0, 0)

@@ -3,8 +3,8 @@ seeds, beam search on a hand-built distribution, stopping, batching and argument
 
 import numpy as np
 import pytest
+from models import small_model
 
-from scratchlm import Model, ModelConfig
 from scratchlm.errors import InputError
 from scratchlm.generate import (
     KVCacheDecoder,
@@ -19,8 +19,8 @@ V = 23
 
 
 def make_model(depth=3, learned_pos=True, max_seq_len=12):
-    """A float64 model whose CoPE table, positions and head are large enough to matter."""
-    cfg = ModelConfig(
+    """A float64 model whose CoPE table, positions, head and scales are large enough to matter."""
+    config = dict(
         vocab_size=V,
         d_model=16,
         n_heads=4,
@@ -30,14 +30,7 @@ def make_model(depth=3, learned_pos=True, max_seq_len=12):
         cope_max_pos=6,
         learned_pos=learned_pos,
     )
-    model = Model(cfg, seed=depth, dtype="float64")
-    rng = np.random.default_rng(depth)
-    for name, p in model.params.items():
-        if name.endswith(("cope", "head.w", "pos_emb")):
-            p[...] = rng.standard_normal(p.shape)
-        elif name.endswith("scale"):
-            p[...] = rng.uniform(0.5, 1.5, p.shape)
-    return model
+    return small_model(config, depth, loud=("cope", "head.w", "pos_emb", "scale"))
 
 
 def prompts_of(lengths, seed=0):

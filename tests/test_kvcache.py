@@ -2,7 +2,7 @@
 being copied or moved, and a cache that grows by doubling when it must (float64)."""
 
 import numpy as np
-from models import loud_model
+from models import small_model
 
 from scratchlm.generate import KVCacheDecoder
 from scratchlm.kvcache import KVCache
@@ -11,7 +11,7 @@ CONFIG = dict(vocab_size=19, d_model=8, n_heads=2, d_ff=12, depth=2, max_seq_len
 
 
 def test_rows_join_in_place_and_leave_moving_only_the_rows_that_change_place():
-    model = loud_model(0, ("cope", "head.w"), **CONFIG)
+    model = small_model(CONFIG, 0, loud=("cope", "head.w"))
     kv = KVCache(model, 0, capacity=4)
     storage = kv._keys
     first = kv.add_rows(3)  # a view: a forward pass over it fills rows 0..2 in place
@@ -28,7 +28,7 @@ def test_rows_join_in_place_and_leave_moving_only_the_rows_that_change_place():
 
 
 def test_a_decoder_whose_rows_join_and_leave_equals_the_full_forward_pass():
-    model = loud_model(1, ("cope", "head.w", "pos_emb"), **CONFIG)
+    model = small_model(CONFIG, 1, loud=("cope", "head.w", "pos_emb"))
     decoder = KVCacheDecoder(model, capacity=2)
     rng = np.random.default_rng(1)
     logits = decoder.start([[3, 4], [5, 6, 7]])

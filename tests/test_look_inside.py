@@ -4,7 +4,7 @@ its depths agree with what adaptive depth must give."""
 
 import numpy as np
 import pytest
-from models import loud_model
+from models import small_model
 
 from scratchlm.block import block_step_forward
 from scratchlm.errors import InputError
@@ -15,9 +15,7 @@ V = 19
 
 
 def make_model(adaptive=False):
-    return loud_model(
-        2,
-        ("cope", "pos_emb", "halt.w"),
+    config = dict(
         vocab_size=V,
         d_model=12,
         n_heads=3,
@@ -28,6 +26,7 @@ def make_model(adaptive=False):
         adaptive_depth=adaptive,
         max_depth=4,
     )
+    return small_model(config, 2, loud=("cope", "pos_emb", "halt.w"))
 
 
 def attention_by_loops(model, ids, step, head):

@@ -6,51 +6,12 @@ import pytest
 from gradcheck import assert_grads_close, fixed_dropout
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from models import TINY, cope_positions, positions_clear, small_model
 
 from scratchlm import ModelConfig, ScratchLMError
 from scratchlm.errors import InputError
 from scratchlm.model import Model
 from scratchlm.params import param_shapes
-
-TINY = {"d_model": 8, "n_heads": 2, "d_ff": 12, "max_seq_len": 8, "cope_max_pos": 6}
-
-
-def perturbed_model(cfg, seed):
-    """A float64 model moved away from its initialisation, so every path carries real signal:
-    non-trivial norms and scales, a CoPE table large enough to matter, a sharper head."""
-    model = Model(cfg, seed=seed, dtype="float64")
-    rng = np.random.default_rng(seed)
-    for name, p in model.params.items():
-        if name.endswith(("alpha", "scale")):
-            p[...] = rng.uniform(0.5, 1.5, p.shape)
-        elif name.endswith(("gamma", "beta", "cope", "head.w")):
-            p[...] = rng.standard_normal(p.shape) * 0.5 + (1.0 if name.endswith("gamma") else 0.0)
-        else:
-            p += rng.standard_normal(p.shape) * 0.3 * p.std()
-    return model
-
-
-def cope_positions(model, ids, dropout=None):
-    """The CoPE positions p_ij (causal entries) of every recursion step, recomputed from the q and
-    k in the forward caches (step cache -> attention cache -> CoPE cache); dropout: a `Dropout`
-    for the forward pass, or None."""
-    rec = model.forward(ids, dropout=dropout)[1].blocks
-    step_caches = [step.block for step in rec.steps] if model.config.adaptive_depth else rec
-    out = []
-    for step in step_caches:
-        c = step.attn.core  # every query and key of the step
-        s = c.q @ c.k.swapaxes(-1, -2) / np.sqrt(c.q.shape[-1])
-        g = np.where(np.tri(s.shape[-1], dtype=bool), 1 / (1 + np.exp(-s)), 0.0)
-        out.append(np.flip(np.cumsum(np.flip(g, -1), -1), -1)[g > 0])
-    return out
-
-
-def positions_clear(positions, P, margin=2e-4):
-    for p in positions:
-        free = p[p < P - 1 + margin]
-        if (free > P - 1 - margin).any() or np.abs(free - np.round(free)).min() <= margin:
-            return False
-    return True
 
 
 @pytest.mark.parametrize(
@@ -79,9 +40,11 @@ def test_whole_model_gradients(overrides, dropout):
     seed = next(
         s
         for s in range(50)
-        if positions_clear(cope_positions(perturbed_model(cfg, s), ids, fixed_dropout(dropout)), 6)
+        if positions_clear(
+            cope_positions(small_model(cfg, s, perturbed=True), ids, fixed_dropout(dropout)), 6
+        )
     )
-    model = perturbed_model(cfg, seed)
+    model = small_model(cfg, seed, perturbed=True)
     loss, grads = loss_and_grads(model)
     assert set(grads) == set(model.params)
     assert (loss == model.loss(ids, targets, mask)) == (not dropout)  # the masks matter
@@ -90,7 +53,7 @@ def test_whole_model_gradients(overrides, dropout):
 
 def test_every_step_scale_gets_its_own_gradient():
     cfg = ModelConfig(vocab_size=11, **TINY, depth=3)
-    model = perturbed_model(cfg, 1)
+    model = small_model(cfg, 1, perturbed=True)
     ids = np.random.default_rng(1).integers(0, 11, (2, 5))
     _, grads = model.loss_and_grads(ids, ids)
     for name in ("block.attn_scale", "block.ffn_scale"):
@@ -120,12 +83,7 @@ def test_initial_loss_is_uniform_guess(vocab):
     assert abs(loss - np.log(vocab)) < 0.3
 
 
-def small_model(dtype="float64"):
-    return Model(
-        ModelConfig(vocab_size=20, d_model=16, n_heads=4, d_ff=24, max_seq_len=12),
-        seed=5,
-        dtype=dtype,
-    )
+SIZED = {"vocab_size": 20, "d_model": 16, "n_heads": 4, "d_ff": 24, "max_seq_len": 12}
 
 
 @settings(max_examples=25, deadline=None)
@@ -135,7 +93,7 @@ def small_model(dtype="float64"):
 )
 def test_causality(T_t, seed):
     T, t = T_t
-    model = small_model()
+    model = small_model(SIZED, 5)
     ids = np.random.default_rng(seed).integers(0, 20, (2, T))
     changed = ids.copy()
     changed[:, t + 1] = (changed[:, t + 1] + 7) % 20
@@ -147,14 +105,14 @@ def test_causality(T_t, seed):
 @settings(max_examples=15, deadline=None)
 @given(st.integers(1, 11), st.integers(0, 2**31))
 def test_right_padding_changes_nothing(T, seed):
-    model = small_model()
+    model = small_model(SIZED, 5)
     ids = np.random.default_rng(seed).integers(1, 20, (1, T))
     padded = np.concatenate([ids, np.zeros((1, 12 - T), dtype=ids.dtype)], axis=1)
     np.testing.assert_allclose(model.logits(padded)[:, :T], model.logits(ids), atol=1e-12)
 
 
 def test_batch_equals_rows_one_by_one():
-    model = small_model()
+    model = small_model(SIZED, 5)
     ids = np.random.default_rng(2).integers(0, 20, (5, 9))
     batch = model.logits(ids)
     for b in range(5):
@@ -173,7 +131,7 @@ def test_float32_matches_float64():
 
 
 def test_loss_mask_selects_positions():
-    model = small_model()
+    model = small_model(SIZED, 5)
     rng = np.random.default_rng(4)
     ids, targets = rng.integers(0, 20, (2, 6)), rng.integers(0, 20, (2, 6))
     mask = np.zeros((2, 6))
@@ -199,7 +157,7 @@ def test_loss_mask_selects_positions():
     ],
 )
 def test_bad_inputs_are_named(ids, targets, mask, message):
-    model = small_model()
+    model = small_model(SIZED, 5)
     with pytest.raises(InputError, match=message) as info:
         if targets is None:
             model.logits(ids)

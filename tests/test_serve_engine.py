@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from models import loud_model
+from models import small_model
 
 from scratchlm.errors import ServerBusyError
 from scratchlm.generate import generate_batch
@@ -18,9 +18,7 @@ V, EOS = 29, 3
 
 @pytest.fixture(scope="module", params=[False, True], ids=["fixed-depth", "adaptive-depth"])
 def model(request):
-    return loud_model(
-        1,
-        ("cope", "head.w", "pos_emb"),  # large enough to make the answers differ
+    config = dict(
         vocab_size=V,
         d_model=16,
         n_heads=2,
@@ -31,6 +29,7 @@ def model(request):
         adaptive_depth=request.param,
         max_depth=3,
     )
+    return small_model(config, 1, loud=("cope", "head.w", "pos_emb"))  # answers that differ
 
 
 class Recorder:

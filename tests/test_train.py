@@ -2,14 +2,20 @@
 
 import json
 import math
+import os
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from helpers import CORPUS, TINY_TOML, one_error_line, write
 
 from scratchlm import Model, ModelConfig
 from scratchlm.checkpoint import load_checkpoint
-from scratchlm.errors import ConfigError, TrainingDivergedError
+from scratchlm.cli import main
+from scratchlm.errors import (
+    ConfigError,
+    TrainingDivergedError,
+)
 from scratchlm.examples import ExampleBatcher
 from scratchlm.model import load_model
 from scratchlm.plot import updates
@@ -250,3 +256,136 @@ def test_plot_counts_updates_across_phases():
     rows += [{"phase": "chat", "step": s} for s in (3, 6)]
     assert updates(rows) == [5, 10, 13, 16]
     assert updates([{"loss": 1.0}, {"loss": 0.5}]) == [1, 2]
+
+
+# ------------------------------------------------------------------------------ --resume used the wrong way
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """An example-set checkpoint (stopped in the chat phase) and a corpus checkpoint."""
+    d = tmp_path_factory.mktemp("resume")
+    config = write(d / "c.toml", TINY_TOML)
+    pre = write(d / "p.json", '["the cat sat on the mat </s>", "a dog ran </s>"]')
+    chat = write(d / "c.json", '["User: hi Assistant: hello </s>"]')
+    corpus = write(d / "play.txt", CORPUS)
+    common = ["--config", str(config), "--batch-size", "2"]
+    argv = ["train", "--pretrain", str(pre), "--chat", str(chat), "--epochs", "1"]
+    assert main([*argv, *common, "--output", str(d / "ex.safetensors")]) == 0
+    argv = ["train", "--corpus", str(corpus), "--steps", "2", "--eval-every", "2"]
+    assert main([*argv, *common, "--output", str(d / "co.safetensors")]) == 0
+    return d
+
+
+RESUME_MISTAKES = {
+    "example checkpoint with --corpus": (
+        ["--corpus", "play.txt", "--resume", "ex.ckpt.safetensors"],
+        "checkpoint of example-set training (phase 'chat'): resume it with the --pretrain/--chat",
+    ),
+    "corpus checkpoint with --pretrain/--chat": (
+        ["--pretrain", "p.json", "--chat", "c.json", "--resume", "co.ckpt.safetensors"],
+        "checkpoint of corpus training: resume it with --corpus",
+    ),
+    "chat checkpoint without --chat files": (
+        ["--pretrain", "p.json", "--resume", "ex.ckpt.safetensors"],
+        "stopped in the 'chat' phase, but this command has no --chat files",
+    ),
+    "checkpoint alone": (
+        ["--resume", "ex.ckpt.safetensors"],
+        "stopped in the 'chat' phase, but this command has no --chat files",
+    ),
+    "missing data file": (
+        ["--pretrain", "gone.json", "--resume", "ex.ckpt.safetensors"],
+        "gone.json: no such file",
+    ),
+    "missing corpus": (["--corpus", "gone.txt", "--resume", "co.ckpt.safetensors"], "gone.txt"),
+    "missing checkpoint": (["--corpus", "play.txt", "--resume", "gone.ckpt"], "gone.ckpt"),
+    "model file, not a checkpoint": (
+        ["--corpus", "play.txt", "--resume", "co.safetensors"],
+        "not a training checkpoint",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESUME_MISTAKES))
+def test_resume_used_the_wrong_way(checkpoints, capsys, case):
+    args, fragment = RESUME_MISTAKES[case]
+    args = [str(checkpoints / a) if not a.startswith("--") else a for a in args]
+    out = checkpoints / "never.safetensors"
+    assert main(["--log-level", "warning", "train", *args, "--output", str(out)]) == 2
+    assert fragment in one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_resume_the_right_way_still_works(checkpoints, capsys):
+    d = checkpoints
+    argv = ["train", "--pretrain", str(d / "p.json"), "--chat", str(d / "c.json")]
+    argv += ["--epochs", "1", "--chat-epochs", "2", "--batch-size", "2"]
+    argv += ["--resume", str(d / "ex.ckpt.safetensors"), "--output", str(d / "again.safetensors")]
+    assert main(argv) == 0
+    assert load_checkpoint(d / "again.ckpt.safetensors")[2]["epoch"] == 2
+
+
+# ------------------------------------------------------------------------------ a full disk
+
+
+def train_pretrain(tmp_path, *extra):
+    data = write(tmp_path / "p.json", '["the cat sat on the mat </s>", "a dog ran </s>"]')
+    config = write(tmp_path / "c.toml", TINY_TOML)
+    out = tmp_path / "m.safetensors"
+    argv = ["--log-level", "warning", "train", "--pretrain", str(data), "--config", str(config)]
+    return main([*argv, "--epochs", "2", "--output", str(out), *extra]), out
+
+
+def test_metrics_append_on_a_full_disk_warns_and_training_goes_on(tmp_path, capsys):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    (tmp_path / "m.metrics.jsonl").symlink_to("/dev/full")
+    code, out = train_pretrain(tmp_path)
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err
+    assert err.count("level=warning") == 1  # once, then the metrics are no longer written
+    assert "m.metrics.jsonl: cannot write the file: No space left on device" in err
+    assert load_model(out) is not None
+
+
+def test_loss_plot_on_a_full_disk_keeps_the_saved_model(tmp_path, capsys, full_disk):
+    pytest.importorskip("matplotlib")
+    full_disk.append(".loss.png")
+    code, out = train_pretrain(tmp_path)
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err
+    assert "m.loss.png: cannot write the file: No space left on device" in err
+    assert "the model is saved" in err
+    assert load_model(out) is not None and not (tmp_path / "m.loss.png").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_model_write_on_a_full_disk_is_one_error_and_keeps_the_checkpoint(
+    tmp_path, capsys, full_disk
+):
+    full_disk.append("m.safetensors")
+    code, out = train_pretrain(tmp_path)
+    assert code == 2
+    assert "m.safetensors: cannot write the file: No space left on device" in one_error_line(capsys)
+    assert not out.exists()
+    assert load_checkpoint(tmp_path / "m.ckpt.safetensors")[2]["epoch"] == 2
+
+
+def test_token_file_write_on_a_full_disk_is_one_error_and_leaves_no_file(
+    tmp_path, capsys, full_disk
+):
+    full_disk.append(".tokens.bin")
+    corpus = write(tmp_path / "play.txt", CORPUS)
+    config = write(tmp_path / "c.toml", TINY_TOML)
+    argv = ["train", "--corpus", str(corpus), "--config", str(config), "--steps", "2"]
+    assert main([*argv, "--output", str(tmp_path / "m.safetensors")]) == 2
+    assert "cannot write the file: No space left on device" in one_error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "play.txt"]
+
+
+def test_unwritable_output_folder_is_one_error(tmp_path, capsys):
+    blocker = write(tmp_path / "file", "x")
+    code, _ = train_pretrain(tmp_path, "--output", str(blocker / "m.safetensors"))
+    assert code == 2
+    assert "cannot create the output folder" in one_error_line(capsys)

@@ -6,8 +6,8 @@ checks of each new layer and of the whole model, cached decoding against the ful
 import numpy as np
 import pytest
 from gradcheck import assert_grads_close, fixed_dropout
+from models import TINY, cope_positions, positions_clear, small_model
 from test_layers import check_params, kv_hide, randn
-from test_model import TINY, cope_positions, perturbed_model, positions_clear
 
 from scratchlm import Model, ModelConfig, load_model
 from scratchlm.errors import ConfigError
@@ -197,9 +197,11 @@ def gradcheck_model(cfg, dropout=0.0):
         s
         for s in seeds
         if cfg.position != "cope"
-        or positions_clear(cope_positions(perturbed_model(cfg, s), ids, fixed_dropout(dropout)), 6)
+        or positions_clear(
+            cope_positions(small_model(cfg, s, perturbed=True), ids, fixed_dropout(dropout)), 6
+        )
     )
-    model = perturbed_model(cfg, seed)
+    model = small_model(cfg, seed, perturbed=True)
     loss, grads = loss_and_grads(model)
     assert set(grads) == set(model.params)
     assert_grads_close(lambda: loss_and_grads(model)[0], model.params, grads)
@@ -227,7 +229,7 @@ def test_a_stack_names_each_block_and_keeps_the_scales():
 
 def test_a_stack_of_one_block_is_the_shared_block_once():
     """depth 1: the two layouts are the same function of the same numbers, renamed."""
-    shared = perturbed_model(variant_config("dyt-cope-gelu", "shared", depth=1), 0)
+    shared = small_model(variant_config("dyt-cope-gelu", "shared", depth=1), 0, perturbed=True)
     stack = Model(variant_config("dyt-cope-gelu", "stack", depth=1), dtype="float64")
     for name in stack.params:
         stack.params[name][...] = shared.params[name.replace("blocks.0.", "block.")]
@@ -239,7 +241,7 @@ def test_a_shared_block_gets_the_sum_and_a_stack_each_its_own():
     """The per-step gradient norms (gradient analysis) add up as the layouts say."""
     ids = np.random.default_rng(2).integers(0, 11, (2, 7))
     for layout in LAYOUTS:
-        model = perturbed_model(variant_config("rmsnorm-rope-gelu", layout, depth=3), 0)
+        model = small_model(variant_config("rmsnorm-rope-gelu", layout, depth=3), 0, perturbed=True)
         norms = model.step_gradient_norms(ids, ids)
         assert len(norms) == 3 and all(n > 0 for n in norms)
         _, grads = model.loss_and_grads(ids, ids)
@@ -252,7 +254,7 @@ def test_cached_decoding_equals_the_full_forward_pass(variant, layout):
     """Rows of different lengths in one batch, past the sliding of the 8-token window (positions
     restart at 0 in the kept window, as in training): every next-token distribution is the full
     forward pass's over what the row sees."""
-    model = perturbed_model(variant_config(variant, layout), 3)
+    model = small_model(variant_config(variant, layout), 3, perturbed=True)
     decoder = KVCacheDecoder(model)
     rng = np.random.default_rng(3)
     logits = decoder.start([rng.integers(3, 11, n).tolist() for n in (2, 6, 3)])
@@ -271,7 +273,7 @@ def test_rope_positions_make_a_difference():
     outs = {}
     for position in ("rope", "none"):
         cfg = ModelConfig(vocab_size=11, **TINY, position=position, learned_pos=False, depth=1)
-        model = perturbed_model(cfg, 0)
+        model = small_model(cfg, 0, perturbed=True)
         outs[position] = (model.logits(ids)[0, -1], model.logits(shuffled)[0, -1])
     assert not np.allclose(*outs["rope"])
     np.testing.assert_allclose(*outs["none"], atol=1e-12)  # the same set of earlier tokens
@@ -280,7 +282,7 @@ def test_rope_positions_make_a_difference():
 @pytest.mark.parametrize(("variant", "layout"), CASES)
 @pytest.mark.parametrize("suffix", [".safetensors", ".json"])
 def test_model_files_round_trip(tmp_path, variant, layout, suffix):
-    model = perturbed_model(variant_config(variant, layout), 4)
+    model = small_model(variant_config(variant, layout), 4, perturbed=True)
     digest = model.save(tmp_path / f"m{suffix}")
     loaded = load_model(tmp_path / f"m{suffix}", dtype="float64")
     assert loaded.config == model.config
@@ -291,10 +293,14 @@ def test_model_files_round_trip(tmp_path, variant, layout, suffix):
 
 def test_look_inside_shows_what_the_variant_has():
     ids = [3, 4, 5, 6, 7]
-    rope = look_inside(perturbed_model(variant_config("rmsnorm-rope-gelu", "stack"), 0), ids, 1)
+    rope = look_inside(
+        small_model(variant_config("rmsnorm-rope-gelu", "stack"), 0, perturbed=True), ids, 1
+    )
     assert rope["positions"] is None and rope["attention"].shape == (5, 5)
     np.testing.assert_allclose(rope["attention"].sum(-1), 1.0)
-    cope = look_inside(perturbed_model(variant_config("dyt-cope-gelu", "shared"), 0), ids, 1)
+    cope = look_inside(
+        small_model(variant_config("dyt-cope-gelu", "shared"), 0, perturbed=True), ids, 1
+    )
     assert cope["positions"].shape == (5, 5)
 
 

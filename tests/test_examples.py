@@ -1,27 +1,28 @@
 """Loaders (every error names file and position), example batching and token corpora."""
 
-import functools
 import json
 import logging
-import os
+import random
 
 import numpy as np
 import pytest
+from helpers import one_error_line, write
+from models import word_model
+from mutate import SEED, cases, data_seeds, dumps, edit_json, fresh_file, replay
 
-from scratchlm import corpus as data
+from scratchlm.cli import main
 from scratchlm.corpus import TokenCorpus, read_corpus
-from scratchlm.errors import DataError, InputError, ScratchLMError
+from scratchlm.errors import (
+    DataError,
+    InputError,
+    ModelFileReadError,
+    ModelFileWriteError,
+    ScratchLMError,
+)
 from scratchlm.examples import ExampleBatcher, assistant_tokens, load_examples
+from scratchlm.model import load_model
+from scratchlm.modelfile import save_model
 from scratchlm.tokenizers import build_tokenizer
-
-
-def write(tmp_path, name, content) -> str:
-    path = tmp_path / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return str(path)
 
 
 def data_error(path, *fragments) -> str:
@@ -40,12 +41,12 @@ def data_error(path, *fragments) -> str:
 
 
 def test_json_examples_get_eos_appended(tmp_path):
-    path = write(tmp_path, "a.json", json.dumps(["Hello there. </s>", "  No end mark  "]))
+    path = write(tmp_path / "a.json", json.dumps(["Hello there. </s>", "  No end mark  "]))
     assert load_examples(path) == ["Hello there. </s>", "No end mark </s>"]
 
 
 def test_txt_examples_are_non_empty_lines(tmp_path):
-    path = write(tmp_path, "a.txt", "one\n\n  \ntwo </s>\r\n")
+    path = write(tmp_path / "a.txt", "one\n\n  \ntwo </s>\r\n")
     assert load_examples(path) == ["one </s>", "two </s>"]
 
 
@@ -61,7 +62,7 @@ def test_jsonl_text_and_messages(tmp_path):
             ]
         },
     ]
-    path = write(tmp_path, "a.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n\n")
+    path = write(tmp_path / "a.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n\n")
     assert load_examples(path) == [
         "Plain text. </s>",
         "User: How do mountains form? Assistant: Plates push the land up. "
@@ -70,7 +71,7 @@ def test_jsonl_text_and_messages(tmp_path):
 
 
 def test_utf8_bom_is_ignored(tmp_path):
-    path = write(tmp_path, "a.json", b"\xef\xbb\xbf" + json.dumps(["x"]).encode())
+    path = write(tmp_path / "a.json", b"\xef\xbb\xbf" + json.dumps(["x"]).encode())
     assert load_examples(path) == ["x </s>"]
 
 
@@ -85,45 +86,45 @@ def test_directory(tmp_path):
 
 
 def test_empty_file(tmp_path):
-    data_error(write(tmp_path, "e.json", ""), "empty")
+    data_error(write(tmp_path / "e.json", ""), "empty")
 
 
 def test_unsupported_extension(tmp_path):
-    data_error(write(tmp_path, "a.csv", "x"), "unsupported file type '.csv'")
+    data_error(write(tmp_path / "a.csv", "x"), "unsupported file type '.csv'")
 
 
 def test_invalid_utf8_names_byte_and_line(tmp_path):
-    path = write(tmp_path, "bad.txt", b"good line\nsecond \xff line\n")
+    path = write(tmp_path / "bad.txt", b"good line\nsecond \xff line\n")
     data_error(path, "invalid UTF-8", "byte 17", "line 2")
 
 
 def test_invalid_json_names_line_and_column(tmp_path):
-    path = write(tmp_path, "bad.json", '[\n  "a",\n  "b"\n  "c"\n]')
+    path = write(tmp_path / "bad.json", '[\n  "a",\n  "b"\n  "c"\n]')
     data_error(path, "invalid JSON", "line 4", "column 3")
 
 
 def test_wrong_top_level_type(tmp_path):
-    data_error(write(tmp_path, "obj.json", '{"a": 1}'), "expected a JSON array", "got object")
+    data_error(write(tmp_path / "obj.json", '{"a": 1}'), "expected a JSON array", "got object")
 
 
 def test_empty_array(tmp_path):
-    data_error(write(tmp_path, "empty.json", "[]"), "the array is empty")
+    data_error(write(tmp_path / "empty.json", "[]"), "the array is empty")
 
 
 def test_wrong_element_type_rejects_the_whole_file(tmp_path):
-    path = write(tmp_path, "chat.json", '[\n"a </s>",\n"b </s>",\n"c </s>",\n42,\n"e </s>"\n]')
+    path = write(tmp_path / "chat.json", '[\n"a </s>",\n"b </s>",\n"c </s>",\n42,\n"e </s>"\n]')
     message = data_error(path, "element 3 (line 5): expected a string, got int")
     assert message == f"{path}: element 3 (line 5): expected a string, got int"
 
 
 def test_empty_example(tmp_path):
-    data_error(write(tmp_path, "a.json", '["ok", " </s>"]'), "element 1", "empty")
+    data_error(write(tmp_path / "a.json", '["ok", " </s>"]'), "element 1", "empty")
 
 
 def test_over_long_example_names_index_and_length(tmp_path):
-    path = write(tmp_path, "long.json", json.dumps(["short", "x" * 10_001]))
+    path = write(tmp_path / "long.json", json.dumps(["short", "x" * 10_001]))
     data_error(path, "element 1", "10,001 characters", "limit of 10,000")
-    txt = write(tmp_path, "long.txt", "short\n" + "y" * 12_345 + "\n")
+    txt = write(tmp_path / "long.txt", "short\n" + "y" * 12_345 + "\n")
     data_error(txt, "line 2", "12,345 characters")
 
 
@@ -135,7 +136,7 @@ def test_file_too_large_is_checked_before_reading(tmp_path):
 
 
 def test_txt_with_only_blank_lines(tmp_path):
-    data_error(write(tmp_path, "blank.txt", "\n  \n\n"), "no examples")
+    data_error(write(tmp_path / "blank.txt", "\n  \n\n"), "no examples")
 
 
 @pytest.mark.parametrize(
@@ -153,45 +154,8 @@ def test_txt_with_only_blank_lines(tmp_path):
     ],
 )
 def test_jsonl_errors_name_the_line(tmp_path, line, fragment):
-    path = write(tmp_path, "a.jsonl", '{"text": "fine"}\n\n' + line + "\n")
+    path = write(tmp_path / "a.jsonl", '{"text": "fine"}\n\n' + line + "\n")
     data_error(path, "line 3: ", fragment)
-
-
-# --------------------------------------------------------------------------- corpora reading
-
-
-def test_read_corpus_chunks_join_back_and_cut_between_lines(tmp_path):
-    text = "First line here.\nSecond: more words\n\n  indented\nlast é line\n" * 200
-    path = write(tmp_path, "c.txt", text)
-    chunks = list(read_corpus(path, chunk_bytes=100))
-    assert "".join(chunks) == text
-    assert len(chunks) > 20
-    assert all(c.endswith("\n") for c in chunks)
-
-
-def test_read_corpus_forced_cut_keeps_characters_whole(tmp_path):
-    text = "é" * 1000  # one long line: chunks must be cut inside it
-    chunks = list(read_corpus(write(tmp_path, "c.txt", text), chunk_bytes=64))
-    assert "".join(chunks) == text and len(chunks) > 1
-
-
-@pytest.mark.parametrize("kind", ["char", "bpe", "word"])
-def test_chunked_tokenization_equals_whole(tmp_path, kind):
-    text = "Hello, World!\nIt's  a test </s>\nNew line: 42 words\n\nAnd more.\n" * 50
-    tok = build_tokenizer(kind, [text], vocab_size=300 if kind == "bpe" else None)
-    chunks = read_corpus(write(tmp_path, "c.txt", text), chunk_bytes=50)
-    assert [i for c in chunks for i in tok.encode(c)] == tok.encode(text)
-
-
-def test_read_corpus_bad_utf8_late_in_file(tmp_path):
-    path = write(tmp_path, "c.txt", b"abc\ndef\n" * 100 + b"x\x80y\n")
-    with pytest.raises(DataError, match=r"c\.txt: invalid UTF-8 at byte 801 \(line 201\)"):
-        list(read_corpus(path, chunk_bytes=64))
-
-
-def test_read_corpus_missing(tmp_path):
-    with pytest.raises(DataError, match="no such file"):
-        list(read_corpus(tmp_path / "none.txt"))
 
 
 # --------------------------------------------------------------------------- batching
@@ -305,90 +269,131 @@ def test_assistant_tokens_are_the_answers_and_the_end(kind):
     assert assistant_tokens(tok, "no marker here") == [True] * len(tok.encode("no marker here"))
 
 
-# --------------------------------------------------------------------------- token corpora
-
-CORPUS = "To be, or not to be: that is the question.\nWhether 'tis nobler in the mind.\n" * 300
+# ------------------------------------------------------------------------------ bad data files, case by case
 
 
-@pytest.fixture
-def corpus(tmp_path):
-    path = tmp_path / "corpus.txt"
-    path.write_text(CORPUS, encoding="utf-8")
-    return path, build_tokenizer("char", [CORPUS])
+@pytest.mark.parametrize("depth", [1_000, 50_000])
+@pytest.mark.parametrize("ext", [".json", ".jsonl"])
+def test_json_nested_1000_levels_deep(tmp_path, ext, depth):
+    nested = "[" * depth + "]" * depth
+    content = f"[{nested}]" if ext == ".json" else f'{{"text": "ok"}}\n{{"text": {nested}}}\n'
+    path = write(tmp_path / f"deep{ext}", content)
+    with pytest.raises(DataError, match="nested too deeply") as info:
+        load_examples(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert ("line 2" if ext == ".jsonl" else "line 1 column") in str(info.value)
 
 
-def test_corpus_windows_are_offset_by_one(corpus):
-    path, tok = corpus
-    tc = TokenCorpus.build(path, tok)
-    assert tc.dtype == np.uint16
-    batch = tc.sample(6, 32, np.random.default_rng(0))
-    assert batch.inputs.shape == batch.targets.shape == batch.mask.shape == (6, 32)
-    assert batch.inputs.dtype == np.int64 and (batch.mask == 1).all()
-    assert (batch.inputs[:, 1:] == batch.targets[:, :-1]).all()
-    assert tok.decode(batch.inputs[0]) in CORPUS
+@pytest.mark.parametrize("ext", [".json", ".jsonl"])
+def test_integer_literal_over_4300_digits(tmp_path, ext):
+    number = "7" * 5000
+    content = f'["a", {number}]' if ext == ".json" else f'{{"text": {number}}}\n'
+    path = write(tmp_path / f"big{ext}", content)
+    with pytest.raises(DataError, match="an integer of over 4,300 digits") as info:
+        load_examples(path)
+    assert "column" in str(info.value) and str(path) in str(info.value)
+    # A long float is a number Python reads: the usual type error follows
+    path = write(tmp_path / "float.json", f'["a", 1.{number}]')
+    with pytest.raises(DataError, match="expected a string, got float"):
+        load_examples(path)
 
 
-def test_corpus_split_is_the_last_tenth(corpus):
-    path, tok = corpus
-    tc = TokenCorpus.build(path, tok)
-    all_ids = tok.encode(CORPUS)
-    n_val = int(len(all_ids) * 0.1)
-    assert (tc.n_train_tokens, tc.n_val_tokens) == (len(all_ids) - n_val, n_val)
-    assert list(tc.val) == all_ids[-n_val:]
-    batch = tc.sample(4, 16, np.random.default_rng(1), split="val")
-    assert tok.decode(batch.inputs[0]) in tok.decode(all_ids[-n_val:])
-    with pytest.raises(DataError, match="fewer than seq_len"):
-        tc.sample(1, n_val, np.random.default_rng(0), split="val")
+@pytest.mark.parametrize("role, got", [(["user"], "got array"), ({"a": 1}, "got object")])
+def test_chat_role_that_is_a_list_or_object(tmp_path, role, got):
+    record = {"messages": [{"role": role, "content": "hi"}]}
+    path = write(tmp_path / "chat.jsonl", json.dumps(record) + "\n")
+    with pytest.raises(DataError, match=f"line 1: message 0: role must be .* {got}"):
+        load_examples(path)
 
 
-def test_corpus_cache_is_reused_then_rebuilt_when_the_corpus_changes(corpus):
-    path, tok = corpus
-    first = TokenCorpus.build(path, tok)
-    assert first.path.parent == path.parent and first.path.name.endswith(".tokens.bin")
-    mtime = os.stat(first.path).st_mtime_ns
-    again = TokenCorpus.build(path, tok)
-    assert again.path == first.path and os.stat(again.path).st_mtime_ns == mtime
-    path.write_text(CORPUS + "A new line.\n", encoding="utf-8")
-    changed = TokenCorpus.build(path, tok)
-    assert changed.path != first.path
-    assert changed.n_train_tokens + changed.n_val_tokens == len(
-        tok.encode(CORPUS + "A new line.\n")
-    )
+def test_path_with_a_nul_byte(tmp_path):
+    bad = str(tmp_path / "a\0b.json")
+    for call, error in [
+        (lambda: load_examples(bad), DataError),
+        (lambda: list(read_corpus(bad)), DataError),
+        (lambda: load_model(bad), ModelFileReadError),
+        (lambda: save_model(bad, word_model()), ModelFileWriteError),
+        (lambda: TokenCorpus.build(bad, build_tokenizer("char", ["ab"])), DataError),
+    ]:
+        with pytest.raises(error, match="NUL byte"):
+            call()
 
 
-def test_corpus_in_a_read_only_folder_caches_elsewhere(tmp_path, monkeypatch):
-    folder = tmp_path / "shared"
-    folder.mkdir()
-    path = folder / "corpus.txt"
-    path.write_text(CORPUS, encoding="utf-8")
-    folder.chmod(0o555)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    try:
-        tok = build_tokenizer("char", [CORPUS])
-        tc = TokenCorpus.build(path, tok)
-        assert tc.path.parent == tmp_path / "cache" / "scratchlm"
-        assert TokenCorpus.build(path, tok).path == tc.path
-        explicit = TokenCorpus.build(path, tok, cache_dir=tmp_path / "mine")
-        assert explicit.path.parent == tmp_path / "mine"
-        assert sorted(p.name for p in folder.iterdir()) == ["corpus.txt"]
-    finally:
-        folder.chmod(0o755)
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("a.json", r'["fine", "broken \ud800 text"]'),
+        ("a.jsonl", '{"text": "fine"}\n{"text": "a \\udfff b"}\n'),
+        ("m.jsonl", '{"messages": [{"role": "user", "content": "q \\ud83d"}]}\n'),
+        ("k.jsonl", '{"text": "fine", "\\udc00": 1}\n'),
+    ],
+)
+def test_lone_surrogates_are_refused_at_load_time(tmp_path, name, content):
+    path = write(tmp_path / name, content)
+    with pytest.raises(DataError, match="lone surrogate .*not Unicode") as info:
+        load_examples(path)
+    assert str(info.value).startswith(f"{path}: ")
 
 
-def test_failed_tokenization_leaves_no_token_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "read_corpus", functools.partial(read_corpus, chunk_bytes=64))
-    path = tmp_path / "c.txt"
-    path.write_bytes(CORPUS.encode() + b"\xff\n")
-    with pytest.raises(DataError, match="invalid UTF-8"):
-        TokenCorpus.build(path, build_tokenizer("char", [CORPUS]))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]
+def test_surrogate_pairs_and_escaped_backslashes_are_fine(tmp_path):
+    path = write(tmp_path / "a.json", r'["smile \ud83d\ude00", "a \\ud800 is text"]')
+    assert load_examples(path) == ["smile \U0001f600 </s>", "a \\ud800 is text </s>"]
 
 
-def test_bpe_corpus_matches_whole_text_encoding(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "read_corpus", functools.partial(read_corpus, chunk_bytes=256))
-    path = tmp_path / "c.txt"
-    path.write_text(CORPUS, encoding="utf-8")
-    tok = build_tokenizer("bpe", [CORPUS], vocab_size=320)
-    tc = TokenCorpus.build(path, tok, val_fraction=0.0)
-    assert tc.n_val_tokens == 0
-    assert list(tc.train) == tok.encode(CORPUS)
+def test_lone_surrogates_stop_training_before_it_starts(tmp_path, capsys):
+    data = write(tmp_path / "p.json", r'["the cat sat </s>", "bad \udc80 </s>"]')
+    out = tmp_path / "out" / "m.safetensors"
+    assert main(["train", "--pretrain", str(data), "--output", str(out)]) == 2
+    assert "lone surrogate" in one_error_line(capsys)
+    assert not out.parent.exists()  # nothing trained, nothing written
+
+
+# ------------------------------------------------------------------------------ fuzzing: thousands of damaged data files load or raise a ScratchLMError
+
+
+def structured_data_seeds(rng: random.Random, n: int) -> list[tuple[str, bytes]]:
+    """Valid JSON of the wrong shapes: every field of every format with a random type."""
+    out = []
+    for k in range(n):
+        name = ["a.json", "t.jsonl", "m.jsonl"][k % 3]
+        if name == "a.json":
+            doc = edit_json(["one", "two", "three"], rng)
+            out.append((name, dumps(doc).encode()))
+        else:
+            record = {"text": "hi"} if name == "t.jsonl" else data_seed_chat()
+            out.append((name, (dumps(edit_json(record, rng)) + "\n").encode()))
+    return out
+
+
+def data_seed_chat():
+    return {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+
+
+def check_examples(examples) -> None:
+    assert isinstance(examples, list) and examples
+    for text in examples:
+        assert isinstance(text, str) and text.endswith("</s>")
+        text.encode("utf-8")  # valid Unicode
+
+
+N_DATA_MUTANTS = 2000
+N_DATA_STRUCTURED = 400
+
+
+def test_fuzz_data_files(tmp_path):
+    rng = random.Random(SEED)
+    mutants = list(cases(data_seeds(), N_DATA_MUTANTS, SEED))
+    structured = [(N_DATA_MUTANTS + i, *c) for i, c in enumerate(structured_data_seeds(rng, 400))]
+    outcomes = {"loaded": 0, "refused": 0}
+    for k, name, data in mutants + structured:
+        path = fresh_file(tmp_path, k, name, data)
+        try:
+            check_examples(load_examples(path))
+            outcomes["loaded"] += 1
+        except ScratchLMError as e:
+            assert str(e).startswith(f"{path}: "), replay("data-file", k, data, e)
+            outcomes["refused"] += 1
+        except Exception as e:
+            pytest.fail(replay("data-file", k, data, e))
+    assert sum(outcomes.values()) >= 2_000
+    assert outcomes["loaded"] > 100 and outcomes["refused"] > 100  # both paths are exercised

@@ -6,7 +6,7 @@ generation against the full forward pass."""
 import numpy as np
 import pytest
 from gradcheck import assert_grads_close, fixed_dropout
-from test_model import TINY, cope_positions, perturbed_model, positions_clear
+from models import TINY, cope_positions, positions_clear, small_model
 
 import scratchlm.act
 from scratchlm import Model, ModelConfig
@@ -22,7 +22,7 @@ MASK = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]])
 
 def act_model(cfg, seed, bias):
     """A perturbed float64 model whose halting unit reads the state (random w) with bias `bias`."""
-    model = perturbed_model(cfg, seed)
+    model = small_model(cfg, seed, perturbed=True)
     model.params["block.halt.w"][...] = np.random.default_rng(100 + seed).standard_normal(
         cfg.d_model
     )
