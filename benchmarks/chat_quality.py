@@ -1,7 +1,7 @@
 """Trains the demo configuration (`scratchlm run`, what `make demo` does) with several seeds and
 prints how well each model answers, on data it never trained on.
 
-    python benchmarks/chat_quality.py [--seeds 0 1 2] [--variant demo]
+    python benchmarks/chat_quality.py [--seeds 0 1 2] [--variant demo] [--keep DIR]
 
 Per seed, then their mean:
 
@@ -24,8 +24,8 @@ a known answer that got "I don't know" (known_dont_know), chat_val.json answered
 (precision: the share of withheld answers that were wrong; recall: the share of wrong answers
 withheld). `raw` is the same without corrections or threshold: what the robust input and the
 threshold add. `calibrated` chooses the threshold on data/calibration for this model
-(commands/eval.py calibrate: the most right answers, at most 3% of the known ones withheld) and
-scores data/hard with it.
+(commands/eval.py calibrate: the most right answers while at most 4% of the questions with a known
+answer get "I don't know") and scores data/hard with it. `--keep DIR` keeps the trained models.
 
 `--variant` trains the demo with one of its choices undone, to measure what that choice gives:
 no-dropout (chat dropout 0), full-loss (the chat loss on every token, questions too), batch-32
@@ -105,7 +105,7 @@ def undo_choice(opts, variant: str) -> None:
 
 
 def run(seed: int, out_dir: Path, variant: str = "demo") -> dict:
-    opts = demo_options(out_dir / f"seed{seed}.safetensors", seed=seed)
+    opts = demo_options(Path(f"{out_dir}_seed{seed}.safetensors"), seed=seed)
     undo_choice(opts, variant)
     wall, cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(io.StringIO()):  # the demo's own report
@@ -196,12 +196,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--variant", choices=VARIANTS, default="demo")
+    ap.add_argument("--keep", type=Path, help="a folder to keep the trained models in")
     args = ap.parse_args()
     label = "" if args.variant == "demo" else f"variant={args.variant} "
     results = []
     with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:
-            results.append(run(seed, Path(tmp), args.variant))
+            results.append(run(seed, folder / args.variant, args.variant))
             print("\n".join(report(f"{label}seed={seed}", results[-1])), flush=True)
     mean = {k: float(np.mean([r[k] for r in results])) for k in results[0]}
     print("\n".join(report(f"{label}mean", mean)))

@@ -176,12 +176,10 @@ def test_misspelt_words_are_read_as_known_ones_and_said_so(model):
 
 def test_an_unsure_answer_becomes_i_dont_know(model):
     question = "What causes rain?"
-    plain = ChatSession(model)
-    answer = "".join(plain.reply(question))
-    ids = plain.prompt_ids(question)
-    plain.turns.clear()
-    ids = plain.prompt_ids(question)
-    sure = confidence(answer_logprobs(model, [ids], [model.tokenizer.encode(answer)])[0])
+    answer = "".join(ChatSession(model).reply(question))
+    ids = model.tokenizer.encode(render([], question))
+    tokens = model.generate(ids, max_new_tokens=64)
+    sure = confidence(answer_logprobs(model, [ids], [tokens], [len(tokens) < 64])[0])
     below = ChatSession(model, Sampling(min_confidence=sure - 1e-6))
     assert "".join(below.reply(question)) == answer and below.answer_note is None
     above = ChatSession(model, Sampling(min_confidence=sure + 1e-6))
@@ -326,7 +324,7 @@ def test_generate_json(model, model_file):
     out = json.loads(result.stdout)
     ids = model.tokenizer.encode(prompt)
     tokens = model.generate(ids, max_new_tokens=12)
-    sure = confidence(answer_logprobs(model, [ids], [tokens])[0])
+    sure = confidence(answer_logprobs(model, [ids], [tokens], [len(tokens) < 12])[0])
     assert out == {
         "prompt": prompt,
         "completion": model.tokenizer.decode(tokens),

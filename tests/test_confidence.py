@@ -57,12 +57,20 @@ def decode_with_logprobs(model, prompt, sampling, eos):
 def test_one_forward_pass_gives_the_decoding_loops_logprobs(model, prompt, temperature):
     sampling = Sampling(max_new_tokens=8, temperature=temperature, seed=1)
     tokens, looped = decode_with_logprobs(model, prompt, sampling, eos=2)
-    (scored,) = answer_logprobs(model, [prompt], [tokens], eos_id=2)
-    if len(looped) == len(tokens):  # stopped by length: the rescoring adds the eos anyway
-        last = model.logits(np.array([prompt + tokens]))[:, -1]  # (1, V)
-        looped = np.append(looped, token_logprobs(last, [2]))
+    ended = len(tokens) < sampling.max_new_tokens
+    (scored,) = answer_logprobs(model, [prompt], [tokens], [ended], eos_id=2)
     np.testing.assert_allclose(scored, looped, rtol=1e-9, atol=1e-9)
-    assert scored.shape == (len(tokens) + 1,) and np.all(scored <= 0)
+    assert scored.shape == (len(tokens) + ended,) and np.all(scored <= 0)
+
+
+@pytest.mark.parametrize("ended", [True, False])
+def test_the_end_of_sequence_token_counts_where_the_answer_ended(model, ended):
+    (scored,) = answer_logprobs(model, [[3, 4]], [[5, 6]], [ended], eos_id=2)
+    full = model.logits(np.array([[3, 4, 5, 6]]))[0]  # (T, V)
+    want = token_logprobs(full[1:3], [5, 6])
+    if ended:
+        want = np.append(want, token_logprobs(full[3:], [2]))
+    np.testing.assert_allclose(scored, want, rtol=1e-12)
 
 
 def test_a_long_conversation_keeps_the_last_window(model):
@@ -106,32 +114,40 @@ def test_a_model_without_tokenizer_needs_an_eos():
 
 def test_choose_threshold_examples():
     # two right known answers, a wrong one, and a wrong answer to an unknowable question
-    args = ([0.99, 0.95, 0.6, 0.5], [1, 1, 0, 0], [0, 0, 0, 1], [1, 1, 1, 0])
-    assert choose_threshold(*args) == pytest.approx(0.55)  # withholding 0.6 turns a known one
-    assert choose_threshold(*args, max_known_withheld=0.5) == pytest.approx(0.55)  # gains nothing
-    assert choose_threshold([0.9, 0.2], [1, 0], [0, 1], [1, 1], max_known_withheld=0.5) == 0.55
-    assert choose_threshold([0.9, 0.2], [1, 0], [0, 1], [1, 1]) == 0.0  # 0.2 is a known question
-    assert choose_threshold([0.99, float("inf")], [1, 0], [0, 1], [1, 0]) == 0.0
+    conf, right, unknowable = [0.99, 0.95, 0.6, 0.5], [1, 1, 0, 0], [0, 0, 0, 1]
+    said = [False] * 4
+    assert choose_threshold(conf, right, unknowable, said) == pytest.approx(0.55)
+    # withholding 0.6 too gains nothing (a known question: wrong either way) and costs its answer
+    assert choose_threshold(conf, right, unknowable, said, 0.5) == pytest.approx(0.55)
+    # reaching the unknowable question (0.3) withholds a known one (0.2): only if the cap allows
+    args = ([0.9, 0.3, 0.2], [1, 0, 0], [0, 1, 0], [False] * 3)
+    assert choose_threshold(*args, 0.5) == pytest.approx(0.6)
+    assert choose_threshold(*args, 0.0) == 0.0
+    # the model's own "I don't know" to a known question counts towards the cap
+    assert choose_threshold([0.9, 0.5, 0.1], [0, 1, 0], [0, 0, 1], [True, False, False], 0.5) == 0.3
+    assert choose_threshold([0.9, 0.5, 0.1], [0, 1, 0], [0, 0, 1], [True, False, False], 0.4) == 0.0
 
 
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_choose_threshold_is_the_best_allowed_cut(data):
     n = data.draw(st.integers(1, 12))
+    draw = lambda s: data.draw(st.lists(s, min_size=n, max_size=n))  # noqa: E731
     conf = data.draw(st.lists(st.floats(0.01, 0.99), min_size=n, max_size=n, unique=True))
-    given_ = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
-    withheld = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
-    known = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
-    budget = data.draw(st.sampled_from([0.0, 0.2, 1.0]))
-    t = choose_threshold(conf, given_, withheld, known, budget)
+    right, unknowable, said = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
+    cap = data.draw(st.sampled_from([0.0, 0.2, 1.0]))
+    t = choose_threshold(conf, right, unknowable, said, cap)
 
     def outcome(t):
-        held = [c < t for c in conf]
-        right = sum(w if h else g for h, g, w in zip(held, given_, withheld, strict=True))
-        return right, sum(h and k for h, k in zip(held, known, strict=True))
+        """-> (right answers, known questions answered "I don't know") at threshold t."""
+        idk = [s or c < t for c, s in zip(conf, said, strict=True)]
+        ok = sum(u if i else r for i, r, u in zip(idk, right, unknowable, strict=True))
+        return ok, sum(i and not u for i, u in zip(idk, unknowable, strict=True))
 
-    right, held_known = outcome(t)
-    assert held_known <= budget * sum(known)
+    known = n - sum(unknowable)
+    best, known_idk = outcome(t)
+    if t > 0:
+        assert known_idk <= cap * known
     for cut in [0.0, *sorted(conf), 1.0]:  # no allowed threshold does better
         r, k = outcome(cut + 1e-12)
-        assert k > budget * sum(known) or r <= right
+        assert k > cap * known or r <= best

@@ -15,7 +15,7 @@ TEXTS = [
     "How do tornadoes form? A tornado is a spinning column of air. </s>",
     "Who was Albert Einstein? Albert Einstein was a scientist. I don't know what you mean. </s>",
     "What is gravity? Gravity pulls things down. What's the largest mammal? Egypt has pyramids. </s>",
-    "Can you make bread? Yes. Why is the sky blue? The middle of the sky is blue. </s>",
+    "Can you make bread? Yes. Why is the sky blue? The middle of the sky is blue. Thank you. </s>",
 ]
 
 
@@ -34,6 +34,7 @@ def corrector(request) -> InputCorrector:
         ("wht is gravity", "what is gravity"),  # three letters: only a dropped one
         ("i dont know", "i don't know"),  # a missing apostrophe
         ("whats the largest mamal", "what's the largest mammal"),
+        ("thankyou", "thank you"),  # two words run together
     ],
 )
 def test_unknown_words_are_read_as_known_ones(corrector, typed, read):

@@ -180,14 +180,15 @@ class ChatSession:
         tokens = generate_stream(self.model, prompt, sampling)
         if sampling.min_confidence is None:
             return self._stream(question, tokens)
-        return self._judged(question, prompt, tokens, sampling.min_confidence)
+        return self._judged(question, prompt, tokens, sampling)
 
-    def _judged(self, question, prompt, tokens, min_confidence):
+    def _judged(self, question, prompt, tokens, sampling):
         """The whole answer, or `dont_know` if its confidence is below `min_confidence`."""
-        text = ""
+        text, min_confidence = "", sampling.min_confidence
         try:
             answer = list(tokens)
-            sure = confidence(answer_logprobs(self.model, [prompt], [answer])[0])
+            ended = len(answer) < sampling.max_new_tokens
+            sure = confidence(answer_logprobs(self.model, [prompt], [answer], [ended])[0])
             text = self.model.tokenizer.decode(answer).strip()
             if sure < min_confidence:
                 text = self.dont_know

@@ -4,7 +4,7 @@ A small model asked about something it never learned still writes a fluent answe
 about something else. Its own probabilities tell such answers apart: a question it knows gets an
 answer whose every token was very likely, a question it does not know gets a string of guesses.
 The confidence of an answer is the geometric mean of the probabilities of its tokens, the
-end-of-sequence token that closes it included:
+end-of-sequence token that closes it included (an answer cut at max_new_tokens has none):
 
     confidence = exp(mean(log p(token_i | prompt, tokens before i)))    in (0, 1]
 
@@ -57,19 +57,22 @@ def is_confident(logprobs: Sequence[float], min_confidence: float | None) -> boo
     return min_confidence is None or confidence(logprobs) >= min_confidence
 
 
-def answer_logprobs(model, prompts, answers, eos_id=None) -> list[np.ndarray]:
-    """The log-probability of every token of each answer and of the end-of-sequence token after
-    it, given its prompt (lists of token ids), SCORE_BATCH answers per forward pass. A sequence
-    longer than the context keeps its last max_seq_len tokens (the oldest ones of the prompt are
-    the ones the model no longer sees); an answer token with no token before it in the window is
-    not scored."""
+def answer_logprobs(model, prompts, answers, ended=None, eos_id=None) -> list[np.ndarray]:
+    """The log-probability of every token of each answer given its prompt (lists of token ids),
+    and of the end-of-sequence token after it where the answer `ended` there (default: all did;
+    an answer cut at max_new_tokens did not, and a decoding loop never drew its end), SCORE_BATCH
+    answers per forward pass. A sequence longer than the context keeps its last max_seq_len
+    tokens (the oldest ones of the prompt are the ones the model no longer sees); an answer token
+    with no token before it in the window is not scored."""
     eos = resolve_eos(model, eos_id)
+    ended = [True] * len(answers) if ended is None else ended
     window = model.config.max_seq_len
     rows = []  # (inputs, targets, how many targets at the end are the answer's)
-    for prompt, answer in zip(prompts, answers, strict=True):
-        seq = [*prompt, *answer, eos] if eos >= 0 else [*prompt, *answer]
+    for prompt, answer, end in zip(prompts, answers, ended, strict=True):
+        closed = end and eos >= 0
+        seq = [*prompt, *answer, eos] if closed else [*prompt, *answer]
         inputs, targets = seq[:-1][-window:], seq[1:][-window:]
-        rows.append((inputs, targets, min(len(answer) + (eos >= 0), len(targets))))
+        rows.append((inputs, targets, min(len(answer) + closed, len(targets))))
     out = []
     for i in range(0, len(rows), SCORE_BATCH):
         out += _score(model, rows[i : i + SCORE_BATCH])
@@ -91,30 +94,35 @@ def _score(model, rows) -> list[np.ndarray]:
 
 
 def choose_threshold(
-    confidences, right_if_given, right_if_withheld, known, max_known_withheld=0.03
+    confidences, right, expected_dont_know, said_dont_know, max_known_dont_know=0.04
 ) -> float:
-    """The `min_confidence` that makes the most answers of calibration data right while turning at
-    most `max_known_withheld` of the questions with a `known` answer into "I don't know".
+    """The `min_confidence` that makes the most answers of calibration data right while at most
+    `max_known_dont_know` of the questions with a known answer get "I don't know" (the model's own
+    "I don't know"s included: a small model that says it too often is no use either).
 
-    An answer of confidence c is given when c >= the threshold (then `right_if_given` counts) and
-    withheld otherwise (`right_if_withheld` counts); an answer that is "I don't know" already has
-    nothing to withhold (give it confidence inf). Ties go to the lowest threshold (the fewest
+    Per example: the confidence of the model's answer, whether that answer is `right`, whether
+    "I don't know" is the expected answer, and whether the model `said_dont_know` itself (then
+    there is nothing to withhold). An answer of confidence c is given when c >= the threshold and
+    replaced by "I don't know" otherwise. Ties go to the lowest threshold (the fewest answers
     withheld); the threshold lies halfway between the confidences it separates."""
-    c = np.asarray(confidences, dtype=np.float64)
+    said = np.asarray(said_dont_know, dtype=bool)
+    c = np.where(said, np.inf, np.asarray(confidences, dtype=np.float64))
     order = np.argsort(c, kind="stable")
-    c = c[order]
-    given = np.asarray(right_if_given, dtype=np.int64)[order]
-    withheld = np.asarray(right_if_withheld, dtype=np.int64)[order]
-    known = np.asarray(known, dtype=np.int64)[order]
+    c, said = c[order], said[order]
+    given = np.asarray(right, dtype=np.int64)[order]
+    withheld = np.asarray(expected_dont_know, dtype=np.int64)[order]
+    known = 1 - withheld
     zero = np.zeros(1, dtype=np.int64)
     # withholding the k least confident answers, k = 0 .. n
-    right = np.concatenate([zero, np.cumsum(withheld)]) + np.concatenate(
+    right_k = np.concatenate([zero, np.cumsum(withheld)]) + np.concatenate(
         [np.cumsum(given[::-1])[::-1], zero]
     )
-    known_withheld = np.concatenate([zero, np.cumsum(known)])
-    allowed = known_withheld <= max_known_withheld * known.sum()
-    allowed[1:] &= np.isfinite(c)  # an answer of confidence inf is never withheld
-    k = int(np.argmax(np.where(allowed, right, -1)))  # the first maximum: the fewest withheld
+    known_dont_know = (known * said).sum() + np.concatenate([zero, np.cumsum(known * ~said)])
+    allowed = known_dont_know <= max_known_dont_know * known.sum()
+    allowed[1:] &= np.isfinite(c)  # an answer that is "I don't know" already is never withheld
+    if not allowed.any():
+        return 0.0
+    k = int(np.argmax(np.where(allowed, right_k, -1)))  # the first maximum: the fewest withheld
     if k == 0:
         return 0.0
     upper = min(c[k], 1.0) if k < len(c) else 1.0

@@ -14,6 +14,8 @@ word the model does not know, left to right, as the first of these that applies:
   "riddle", "hamlet", "Sweden") stays as typed: it is a real word the model does not know, and
   reading it as a known one ("make", "middle", "helmet", "seven") would answer a question nobody
   asked;
+- two known words run together ("thankyou" -> "thank you"), for a word that is no word of English
+  (below): the split whose shorter part is longest;
 - a misspelling: the known word at the smallest edit distance (Damerau-Levenshtein, in the
   optimal-string-alignment form: an insertion, deletion, substitution or swap of neighbours
   costs 1), at most 1 for words of up to 5 letters and 2 for longer ones, and for three-letter
@@ -123,8 +125,16 @@ class InputCorrector:
                 return read
         best = self._other_ending(lower)
         if best is None and not english_counts()[lower]:
+            if joined := self._split(lower):
+                return " ".join(self._in_vocab_case(part) for part in joined)
             best = self._closest(lower)
         return word if best is None else self._in_vocab_case(best)
+
+    def _split(self, lower: str) -> tuple[str, str] | None:
+        """Two known words, of three letters or more, that make up `lower`, if any."""
+        splits = [(lower[:i], lower[i:]) for i in range(3, len(lower) - 2)]
+        splits = [(a, b) for a, b in splits if a in self.by_lower and b in self.by_lower]
+        return max(splits, key=lambda ab: min(len(ab[0]), len(ab[1])), default=None)
 
     def _contraction(self, word: str, lower: str, tail: str) -> str | None:
         """`word` with the apostrophe of the contraction ending in `tail` put back, if both parts

@@ -58,7 +58,8 @@ def answers(model, prompts: list[str]) -> list[str]:
 def answers_with_confidence(model, prompts: list[str]) -> list[tuple[str, float]]:
     """`answers`, each with its confidence (confidence.py)."""
     ids, out = _greedy(model, prompts)
-    scores = [confidence(lp) for lp in answer_logprobs(model, ids, out)]
+    ended = [len(t) < ANSWER_TOKENS for t in out]
+    scores = [confidence(lp) for lp in answer_logprobs(model, ids, out, ended)]
     return [(model.tokenizer.decode(t).strip(), c) for t, c in zip(out, scores, strict=True)]
 
 

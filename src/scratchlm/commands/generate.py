@@ -107,7 +107,8 @@ def main(args) -> int:
     ids = tok.encode(prompt)
     if args.json or sampling.beam > 1 or sampling.min_confidence is not None:
         tokens = generate_batch(model, [ids], sampling)[0]
-        sure = confidence(answer_logprobs(model, [ids], [tokens])[0])
+        ended = len(tokens) < sampling.max_new_tokens
+        sure = confidence(answer_logprobs(model, [ids], [tokens], [ended])[0])
         withheld = sampling.min_confidence is not None and sure < sampling.min_confidence
         completion = DONT_KNOW if withheld else tok.decode(tokens)
         if args.json:

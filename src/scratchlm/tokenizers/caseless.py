@@ -83,6 +83,15 @@ class CaselessWordTokenizer(TokenListTokenizer):
                 after[prev][t] = form
         return cls(tokens, display, dict(after))
 
+    @staticmethod
+    def vocabulary_size(texts: Iterable[str], min_count: int) -> int:
+        """The `vocab_size` that keeps exactly the words `texts` use at least `min_count` times
+        (most_frequent cuts at a count: the others become `<unk>`, in training too)."""
+        counts = Counter(w.lower() for text in texts for w in split_words(text))
+        return len(SPECIALS) + sum(
+            1 for w, n in counts.items() if n >= min_count and w not in SPECIALS
+        )
+
     def encode(self, text: str) -> list[int]:
         ids = self._ids
         return [ids.get(w.lower(), UNK_ID) for w in split_words(self._check_text(text))]
