@@ -25,7 +25,9 @@ a known answer that got "I don't know" (known_dont_know), chat_val.json answered
 withheld). `raw` is the same without corrections or threshold: what the robust input and the
 threshold add. `calibrated` chooses the threshold on data/calibration for this model
 (commands/eval.py calibrate: the most right answers while at most 4% of the questions with a known
-answer get "I don't know") and scores data/hard with it. `--keep DIR` keeps the trained models.
+answer get "I don't know") and scores data/hard with it; after the seeds, `pooled` is the threshold
+chosen on the calibration answers of all the seeds' models together (the demo's default,
+confidence.DEFAULT_MIN_CONFIDENCE). `--keep DIR` keeps the trained models.
 
 `--variant` trains the demo with one of its choices undone, to measure what that choice gives:
 no-dropout (chat dropout 0), full-loss (the chat loss on every token, questions too), batch-32
@@ -138,11 +140,14 @@ def chat_scores(model, hard: dict, val: list[str], correct: bool, threshold) -> 
 
 
 def calibrated(model, calibration: dict, hard: dict) -> dict:
-    threshold = calibrate(model, calibration, True, choose_threshold)
+    facts = []  # what choose_threshold reads, per calibration answer: kept for the pooled choice
+    threshold = calibrate(
+        model, calibration, True, lambda *a: facts.append(a) or choose_threshold(*a)
+    )
     got = {k: chat_answers(model, v, True, threshold) for k, v in hard.items()}
     withheld = abstention(model, [a for v in got.values() for a in v], threshold)
     scores = {**category_scores(model, got), **withheld, "min_confidence": threshold}
-    return prefixed("cal_", scores)
+    return {**prefixed("cal_", scores), "calibration": facts[0]}
 
 
 def prefixed(prefix: str, d: dict) -> dict:
@@ -206,6 +211,9 @@ def main():
         for seed in args.seeds:
             results.append(run(seed, folder / args.variant, args.variant))
             print("\n".join(report(f"{label}seed={seed}", results[-1])), flush=True)
+    facts = [r.pop("calibration") for r in results]  # per seed: the 4 lists choose_threshold reads
+    pooled = [sum((list(f[i]) for f in facts), []) for i in range(4)]
+    print(f"{label}pooled min_confidence={choose_threshold(*pooled):.4f}")
     mean = {k: float(np.mean([r[k] for r in results])) for k in results[0]}
     print("\n".join(report(f"{label}mean", mean)))
     spread = {k: float(np.std([r[k] for r in results])) for k in results[0]}

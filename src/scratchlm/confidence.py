@@ -10,9 +10,9 @@ end-of-sequence token that closes it included (an answer cut at max_new_tokens h
 
 computed from the model's raw logits (temperature, top-k and top-p do not change it), so the same
 answer has the same confidence however it was drawn. Below `min_confidence` the answer is replaced
-by `DONT_KNOW`. The threshold is a `Sampling` setting (`min_confidence`, None: off), calibrated on
-held-out data (benchmarks/chat_quality.py --calibrate); `DEFAULT_MIN_CONFIDENCE` is the demo
-model's value, the default of `scratchlm chat`.
+by `DONT_KNOW`. The threshold is a `Sampling` setting (`min_confidence`, None: off), chosen on
+held-out data that is not the test set (`choose_threshold`; `scratchlm eval MODEL data/calibration
+--calibrate`); `DEFAULT_MIN_CONFIDENCE`, the demo's value, is the default of `scratchlm chat`.
 
 The log-probabilities come either from the decoding loop, which has each step's logits anyway
 (`token_logprobs`, what a server calls at every step), or from one forward pass over the prompt
@@ -34,7 +34,9 @@ DONT_KNOW = (
     "I'm sorry, I don't know about that. "
     "I only know some facts about science, nature, history and the world."
 )
-DEFAULT_MIN_CONFIDENCE = 0.5  # placeholder until calibrated
+# choose_threshold on data/calibration, over the answers of the demo's models of seeds 0, 1 and 2
+# together (the `pooled` line of benchmarks/chat_quality.py)
+DEFAULT_MIN_CONFIDENCE = 0.925
 SCORE_BATCH = 32  # answers scored together by `answer_logprobs`
 
 
