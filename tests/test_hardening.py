@@ -676,6 +676,8 @@ def test_chat_survives_any_burst_of_ctrl_c(endless_model_file):
             str(endless_model_file),
             "--max-tokens",
             "1000000000",
+            "--min-confidence",  # answers stream (a judged answer is shown when it is whole)
+            "off",
         ],
         env=cli_env(),
         encoding="utf-8",
