@@ -1,9 +1,11 @@
-"""The bundled chat set and its held-out twin: template, honesty, coverage and consistency.
+"""The bundled chat set and its held-out sets: template, honesty, coverage and consistency.
 
 `data/chat.json` teaches every topic (a distinct answer) in at least five wordings, small talk,
 one fixed reply to questions outside the facts, and multi-turn conversations. `data/chat_val.json`
 holds wordings never used in training, so that a score on it measures answering questions in a
-user's own words rather than recalling the training questions.
+user's own words rather than recalling the training questions. `data/hard/` (the test) and
+`data/calibration/` (for choosing the confidence threshold) hold harder questions by category, each
+category with its own honesty rule (`test_held_out_categories_are_not_training_questions`).
 """
 
 import string
@@ -13,12 +15,16 @@ from pathlib import Path
 import pytest
 
 from scratchlm import chat_format
+from scratchlm.evaluate import load_categories
 from scratchlm.examples import load_examples
 from scratchlm.tokenizers import WordTokenizer
 from scratchlm.tokenizers.base import UNK_ID
+from scratchlm.tokenizers.word import split_words
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FILES = ("chat.json", "chat_val.json")
+SPLITS = ("hard", "calibration")  # the categories' test set and calibration set
+CATEGORIES = ("follow_up", "form", "other_direction", "out_of_scope", "small_talk", "wrapped")
 OUT_OF_SCOPE = (
     "I'm sorry, I don't know about that. "
     "I only know some facts about science, nature, history and the world."
@@ -93,6 +99,15 @@ def tokenizer(pretrain, examples):
     return WordTokenizer.build(pretrain + examples["chat.json"])
 
 
+@pytest.fixture(scope="module")
+def categories() -> dict[str, dict[str, list[list[tuple[str, str]]]]]:
+    """split -> category -> its conversations (the last question is the one scored)."""
+    return {
+        split: {k: [parse(t) for t in v] for k, v in load_categories(DATA / split).items()}
+        for split in SPLITS
+    }
+
+
 # ------------------------------------------------------------------------------------ format
 
 
@@ -150,8 +165,9 @@ def test_every_answer_is_a_topic_answer(train, held_out, topics):
     assert not stray
 
 
-def test_every_topic_has_a_held_out_question(topics, held_out):
+def test_every_topic_has_a_held_out_question(topics, held_out, categories):
     asked = {conv[0][1] for conv in held_out if len(conv) == 1}
+    asked |= {c[-1][1] for convs in categories["hard"].values() for c in convs}
     assert not [a for a in topics if a not in asked]
 
 
@@ -195,3 +211,80 @@ def test_some_conversations_change_the_subject(train):
     alone = {norm(conv[0][0]): conv[0][1] for conv in train if len(conv) == 1}
     switches = [c for c in train if len(c) > 1 and alone.get(norm(c[1][0])) == c[1][1]]
     assert len(switches) >= 100
+
+
+# ---------------------------------------------------------------------- the held-out categories
+
+
+def test_categories_and_sizes(categories):
+    for split, minimum in (("hard", 50), ("calibration", 20)):
+        assert tuple(categories[split]) == CATEGORIES
+        assert all(len(convs) >= minimum for convs in categories[split].values())
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_category_files_follow_the_template(split):
+    for texts in load_categories(DATA / split).values():
+        assert not [t for t in texts if try_parse(t) is None]
+        assert len(set(texts)) == len(texts)
+
+
+def _scored(convs):
+    """(the normalised last question, the answer before it or None) of each conversation."""
+    return [(norm(c[-1][0]), c[-2][1] if len(c) > 1 else None) for c in convs]
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_held_out_categories_are_not_training_questions(split, categories, train, pretrain):
+    """Form: the question as typed is no training question (its damage is what is tested: the
+    words may be a training question's). Follow-ups: no training conversation asks the same
+    follow-up after the same answer, nor the same questions in the same order. Every other
+    category: the question, normalised, is no training question and no pre-training fact."""
+    typed = {q for conv in train for q, _ in conv}
+    seen = {norm(q) for conv in train for q, _ in conv}
+    seen |= {norm(fact.removesuffix(" </s>")) for fact in pretrain}
+    follow = {(norm(c[i][0]), c[i - 1][1]) for c in train for i in range(1, len(c))}
+    prefixes = {tuple(norm(q) for q, _ in c[: i + 1]) for c in train for i in range(len(c))}
+    leaked = []
+    for name, convs in categories[split].items():
+        for conv in convs:
+            q = conv[-1][0]
+            if name == "form":
+                leaked += [q] if q in typed else []
+            elif name == "follow_up":
+                key = tuple(norm(x) for x, _ in conv)
+                leaked += [q] if key in prefixes or _scored([conv])[0] in follow else []
+            else:
+                leaked += [q] if norm(q) in seen else []
+    assert not leaked
+
+
+def test_test_and_calibration_sets_do_not_share_questions(categories):
+    asked = {k: set(_scored(v)) for k, v in categories["calibration"].items()}
+    shared = [x for k, v in categories["hard"].items() for x in _scored(v) if x in asked[k]]
+    assert not shared
+
+
+def test_form_questions_are_damaged(categories, tokenizer):
+    """Each form question has a word the cased vocabulary lacks (capitals, a misspelling), a
+    lower-case start or no single final . ? ! -- else it would test nothing."""
+
+    def damaged(q: str) -> bool:
+        unknown = any(tokenizer.encode(w) == [UNK_ID] for w in split_words(q))
+        ending = q[-1:] in ".?!" and q[-2:-1] not in ".?!"
+        return unknown or q[0].islower() or not ending
+
+    for split in SPLITS:
+        assert all(damaged(c[-1][0]) for c in categories[split]["form"])
+
+
+def test_held_out_answers_are_topic_answers(categories, topics):
+    stray = [a for s in SPLITS for v in categories[s].values() for c in v for _, a in c]
+    assert not [a for a in stray if a not in topics]
+
+
+def test_out_of_scope_expects_the_fixed_reply(categories):
+    for split in SPLITS:
+        assert {c[-1][1] for c in categories[split]["out_of_scope"]} == {OUT_OF_SCOPE}
+        follow = [c[-1][1] for c in categories[split]["follow_up"]]
+        assert 0.2 < follow.count(OUT_OF_SCOPE) / len(follow) < 0.6  # both kinds of follow-up

@@ -16,9 +16,8 @@ from scratchlm import Model, ModelConfig
 from scratchlm.chat import ChatSession, TextStream
 from scratchlm.chat_format import prompt as render
 from scratchlm.chat_format import turns
-from scratchlm.errors import (
-    InputError,
-)
+from scratchlm.confidence import DONT_KNOW, answer_logprobs, confidence
+from scratchlm.errors import InputError
 from scratchlm.modelfile import save_model
 from scratchlm.sampling import Sampling
 from scratchlm.tokenizers import BPETokenizer, WordTokenizer
@@ -134,6 +133,7 @@ def test_settings_commands(model):
     assert session.command("/history off") == "history=off" and not session.history
     assert session.command("/history on") == "history=on"
     assert session.sampling == Sampling(temperature=0.7, top_k=40, top_p=0.9, max_new_tokens=12)
+    assert session.correct and session.sampling.min_confidence is None  # the session's defaults
     assert session.history
     assert session.command("/top_k off") == "top_k=off"
     assert session.command("/temperature") == "temperature=0.7"
@@ -142,6 +142,13 @@ def test_settings_commands(model):
     assert session.command("/top_p 2").startswith("error: top_p must be a number in (0, 1]")
     assert session.command("/max_tokens many") == "error: max_tokens takes an integer"
     assert session.command("/history maybe") == "error: history takes on or off"
+    assert session.command("/correct off") == "correct=off" and not session.correct
+    assert session.command("/correct maybe") == "error: correct takes on or off"
+    assert session.command("/min_confidence 0.4") == "min_confidence=0.4"
+    assert session.command("/min_confidence off") == "min_confidence=off"
+    assert session.command("/min_confidence 2").startswith("error: min_confidence must be")
+    settings = session.command("/settings")
+    assert "correct=off" in settings and "min_confidence=off" in settings
     assert session.sampling.temperature == 0.7  # unchanged by the errors
     assert session.command("/nope").startswith("unknown command /nope")
     assert "/reset" in session.command("/help")
@@ -154,6 +161,32 @@ def test_reset_and_seeded_sampling(model):
     first = ["".join(s.reply("What causes rain?")) for s in (a, b)]
     assert first[0] == first[1] and len(a.turns) == 1
     assert a.command("/reset") == "(conversation forgotten)" and a.turns == []
+
+
+def test_misspelt_words_are_read_as_known_ones_and_said_so(model):
+    session = ChatSession(model)
+    typed = "What causes rian?"  # "rain": two letters swapped
+    answer = "".join(session.reply(typed))
+    assert session.question_note == "(read rian -> rain; /correct off sends the words as typed)"
+    assert session.turns == [("What causes rain?", answer)]
+    assert answer == "".join(ChatSession(model).reply("What causes rain?"))
+    session.command("/correct off")
+    "".join(session.reply(typed))
+    assert session.question_note is None and session.turns[-1][0] == typed
+
+
+def test_an_unsure_answer_becomes_i_dont_know(model):
+    question = "What causes rain?"
+    answer = "".join(ChatSession(model).reply(question))
+    ids = model.tokenizer.encode(render([], question))
+    tokens = model.generate(ids, max_new_tokens=64)
+    sure = confidence(answer_logprobs(model, [ids], [tokens], [len(tokens) < 64])[0])
+    below = ChatSession(model, Sampling(min_confidence=sure - 1e-6))
+    assert "".join(below.reply(question)) == answer and below.answer_note is None
+    above = ChatSession(model, Sampling(min_confidence=sure + 1e-6))
+    assert "".join(above.reply(question)) == DONT_KNOW
+    assert above.answer_note.startswith(f"(the model's answer had confidence {sure:.2f}")
+    assert above.turns == [(question, DONT_KNOW)]  # what the user saw joins the conversation
 
 
 def test_a_model_without_tokenizer_cannot_chat():
@@ -203,7 +236,7 @@ def test_chat_through_a_terminal(model, model_file):
 
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "scratchlm", "chat", str(model_file), "--seed", "3"],
+        ["-m", "scratchlm", "chat", str(model_file), "--seed", "3", "--min-confidence", "off"],
         env=cli_env(),
         encoding="utf-8",
         timeout=30,
@@ -283,14 +316,24 @@ def test_generate_json(model, model_file):
     result = run_cli("generate", str(model_file), prompt, "--json", "--max-tokens", "12")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    tokens = model.generate(model.tokenizer.encode(prompt), max_new_tokens=12)
+    ids = model.tokenizer.encode(prompt)
+    tokens = model.generate(ids, max_new_tokens=12)
+    sure = confidence(answer_logprobs(model, [ids], [tokens], [len(tokens) < 12])[0])
     assert out == {
         "prompt": prompt,
         "completion": model.tokenizer.decode(tokens),
         "tokens": len(tokens),
+        "confidence": round(sure, 6),
     }
     streamed = run_cli("generate", str(model_file), prompt, "--max-tokens", "12")
     assert streamed.stdout == out["completion"] + "\n"
+    # above the answer's confidence: "I don't know"; below it: the answer
+    for threshold, completion in ((sure * 1.01, DONT_KNOW), (sure * 0.99, out["completion"])):
+        argv = ["--max-tokens", "12", "--min-confidence", str(threshold)]
+        judged = run_cli("generate", str(model_file), prompt, *argv, "--json")
+        assert json.loads(judged.stdout)["completion"] == completion
+        assert json.loads(judged.stdout)["withheld"] == (completion == DONT_KNOW)
+        assert run_cli("generate", str(model_file), prompt, *argv).stdout == completion + "\n"
 
 
 def test_cli_errors_are_one_line(model_file, tmp_path):
@@ -300,6 +343,8 @@ def test_cli_errors_are_one_line(model_file, tmp_path):
     bad = run_cli("generate", str(model_file), "Hi", "--top-p", "2")
     assert bad.returncode == 2
     assert bad.stderr == "error: top_p must be a number in (0, 1] (or None), got 2.0\n"
+    bad = run_cli("chat", str(model_file), "--min-confidence", "1.5")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: min_confidence must be")
     long = run_cli("generate", str(model_file), "x" * 10_001)
     assert long.returncode == 2 and "the limit is 10,000" in long.stderr
 
@@ -335,6 +380,8 @@ def test_chat_survives_any_burst_of_ctrl_c(endless_model_file):
             str(endless_model_file),
             "--max-tokens",
             "1000000000",
+            "--min-confidence",  # answers stream (a judged answer is shown when it is whole)
+            "off",
         ],
         env=cli_env(),
         encoding="utf-8",

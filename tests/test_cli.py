@@ -126,7 +126,29 @@ def test_train_info_eval_round_trip(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "depth: fixed, 1 steps" in text and "sha256: " in text
     assert main(["eval", out, ch]) == 0
-    assert "exact_answers=" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "exact_answers=" in text and "chat_answers=" in text
+    # a folder of example sets: one line per category, and the share of "I don't know"
+    folder = tmp_path / "held_out"
+    folder.mkdir()
+    write(folder / "sky.json", chat)
+    write(
+        folder / "grass.json",
+        json.dumps(["User: What colour is grass? Assistant: Grass is green . </s>"]),
+    )
+    assert main(["eval", out, str(folder), "--min-confidence", "1"]) == 0  # all withheld
+    lines = capsys.readouterr().out.splitlines()
+    assert [x.split()[0] for x in lines] == [
+        "category=grass",
+        "category=sky",
+        "known_dont_know=1.0000",
+    ]
+    assert "withheld_precision=" in lines[-1] and "min_confidence=1.0" in lines[-1]
+    assert main(["eval", out, str(folder), "--calibrate"]) == 0
+    assert capsys.readouterr().out.startswith("min_confidence=")
+    (tmp_path / "empty").mkdir()
+    assert main(["eval", out, str(tmp_path / "empty")]) == 2
+    assert "holds no .json, .jsonl or .txt example sets" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ text that is not Unicode

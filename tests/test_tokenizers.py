@@ -121,7 +121,7 @@ def test_word_round_trips_known_words_joined_by_spaces(ws):
     assert all(3 <= i < tok.vocab_size for i in ids)
 
 
-@pytest.mark.parametrize("kind", ["word", "char", "bpe"])
+@pytest.mark.parametrize("kind", ["word", "caseless", "char", "bpe"])
 def test_json_round_trip_rebuilds_the_same_tokenizer(kind):
     tok = build_tokenizer(kind, [SMALL_TEXT], vocab_size=300 if kind == "bpe" else None)
     again = tokenizer_from_json(tok.to_json())
@@ -130,7 +130,7 @@ def test_json_round_trip_rebuilds_the_same_tokenizer(kind):
     assert (tok.pad_id, tok.unk_id, tok.eos_id) == (0, 1, 2)
 
 
-@pytest.mark.parametrize("kind", ["word", "char", "bpe"])
+@pytest.mark.parametrize("kind", ["word", "caseless", "char", "bpe"])
 def test_eos_literal_encodes_to_eos_id(kind):
     tok = build_tokenizer(kind, [SMALL_TEXT], vocab_size=300 if kind == "bpe" else None)
     ids = tok.encode("the dog </s>")
@@ -138,7 +138,7 @@ def test_eos_literal_encodes_to_eos_id(kind):
     assert tok.decode(ids) == tok.decode(ids[:-1])
 
 
-@pytest.mark.parametrize("kind", ["word", "char", "bpe"])
+@pytest.mark.parametrize("kind", ["word", "caseless", "char", "bpe"])
 def test_decode_rejects_out_of_range_ids(kind):
     tok = build_tokenizer(kind, [SMALL_TEXT], vocab_size=300 if kind == "bpe" else None)
     with pytest.raises(InputError, match="out of range"):
@@ -156,7 +156,7 @@ STREAM_TEXT = (
 )
 
 
-@pytest.fixture(scope="module", params=["word", "char", "bpe"])
+@pytest.fixture(scope="module", params=["word", "caseless", "char", "bpe"])
 def stream_tokenizer(request):
     return build_tokenizer(
         request.param, [SMALL_TEXT, STREAM_TEXT], vocab_size=300 if request.param == "bpe" else None
@@ -178,7 +178,7 @@ def test_decoder_pushes_give_what_decode_gives(stream_tokenizer, data):
         assert decoder.push(token) == stream_tokenizer.decode(ids[:n])
 
 
-@pytest.mark.parametrize("kind", ["word", "char", "bpe"])
+@pytest.mark.parametrize("kind", ["word", "caseless", "char", "bpe"])
 def test_decoder_rejects_out_of_range_ids(kind):
     tok = build_tokenizer(kind, [SMALL_TEXT], vocab_size=300 if kind == "bpe" else None)
     with pytest.raises(InputError, match="out of range"):

@@ -7,11 +7,15 @@ are rendered), and when the conversation no longer fits the context window with 
 the oldest turns are forgotten; /history off asks each question alone. The bundled chat set has
 conversations with follow-ups ("Why?", "And Japan?") and conversations that change the subject, so
 the demo model uses history where it helps and mostly ignores it where it does not (measured on
-held-out data, means of 3 seeds: the last answers of 30 conversations 90-96% exact with history,
-86% asked alone; 493 unrelated questions asked one after another 89% exact with history, 90%
-alone. An earlier model trained without the subject-changing conversations answered 40 such
-questions 65% exact with history, 92% alone). Settings change between questions; greedy decoding
-is the default. Line editing and input history come from `readline` where Python has it.
+held-out data, see the README). Settings change between questions; greedy decoding is the
+default. Line editing and input history come from `readline` where Python has it.
+
+What the session does to a question and an answer, each shown and switchable:
+- the question's unknown words are read as known ones (correct.py: "captial" -> "capital"); a
+  note says which, and /correct off sends the words as typed;
+- an answer whose confidence is below `min_confidence` (a `Sampling` setting, confidence.py) is
+  replaced by "I don't know", with a note giving the confidence; /min_confidence off shows every
+  answer. With a threshold the answer is judged whole before it is shown, so it is not streamed.
 
 Ctrl-C abandons the line being typed or stops the answer being streamed, and nothing else: any
 burst of presses, at any moment, leaves the session running (see `_CtrlC`); only /exit and Ctrl-D
@@ -33,6 +37,8 @@ import numpy as np
 
 from . import chat_format
 from .checks import check_text
+from .confidence import DONT_KNOW, answer_logprobs, confidence
+from .correct import InputCorrector
 from .errors import InputError
 from .generate import generate_stream
 from .sampling import Sampling
@@ -47,6 +53,8 @@ commands:
   /top_k [N|off]      sample only among the N most likely tokens
   /top_p [P|off]      sample among the most likely tokens that together reach probability P
   /max_tokens [N]     the longest answer, in tokens
+  /min_confidence [P|off]  "I don't know" instead of an answer the model is less sure of
+  /correct [on|off]   read misspelt or unknown words as words the model knows
   /history [on|off]   show the model the earlier turns too (off: each question alone)
   /settings           show the current settings
   /exit               quit (Ctrl-D too); Ctrl-C stops an answer"""
@@ -57,7 +65,9 @@ SAMPLING_COMMANDS = {
     "top_k": "top_k",
     "top_p": "top_p",
     "max_tokens": "max_new_tokens",
+    "min_confidence": "min_confidence",
 }
+SWITCHES = {"history", "correct"}  # the on/off settings of the session
 
 
 def check_question(question: str) -> str:
@@ -117,16 +127,27 @@ class TextStream:
 class ChatSession:
     """A conversation with one model: its turns, its settings and its random generator."""
 
-    def __init__(self, model, sampling: Sampling | None = None, history: bool = True):
+    def __init__(
+        self,
+        model,
+        sampling: Sampling | None = None,
+        history: bool = True,
+        correct: bool = True,
+        dont_know: str = DONT_KNOW,
+    ):
         if model.tokenizer is None:
             raise InputError("this model has no tokenizer, so it cannot read or write text")
         self.model = model
         self.sampling = sampling or Sampling()
         if self.sampling.beam > 1:
             raise InputError("chat streams its answers, so it cannot use beam search")
-        self.history = history
+        self.history, self.correct, self.dont_know = history, correct, dont_know
+        self.corrector = InputCorrector(model.tokenizer)
         self.turns: list[tuple[str, str]] = []
         self.rng = np.random.default_rng(self.sampling.seed)
+        # what the last reply did to the question (corrections) and to the answer (withheld)
+        self.question_note: str | None = None
+        self.answer_note: str | None = None
 
     def prompt_ids(self, question: str) -> list[int]:
         """The prompt's token ids. With history, the oldest turns are forgotten until it leaves
@@ -144,12 +165,40 @@ class ChatSession:
 
     def reply(self, question: str) -> Iterator[str]:
         """The answer's text as it streams; InputError at once for an empty or over-long question.
-        The turn joins the conversation when the stream ends, also when it is cut short (Ctrl-C)."""
+        The turn joins the conversation when the stream ends, also when it is cut short (Ctrl-C).
+        `question_note` and `answer_note` say what was done to the question and the answer."""
         question = check_question(question)
+        self.question_note = self.answer_note = None
+        if self.correct:
+            question, fixes = self.corrector.correct(question)
+            if fixes:
+                read = ", ".join(f"{f.typed} -> {f.read}" for f in fixes)
+                self.question_note = f"(read {read}; /correct off sends the words as typed)"
         seed = int(self.rng.integers(2**63))  # a session seed makes every answer reproducible
         sampling = replace(self.sampling, seed=seed)
-        tokens = generate_stream(self.model, self.prompt_ids(question), sampling)
-        return self._stream(question, tokens)
+        prompt = self.prompt_ids(question)
+        tokens = generate_stream(self.model, prompt, sampling)
+        if sampling.min_confidence is None:
+            return self._stream(question, tokens)
+        return self._judged(question, prompt, tokens, sampling)
+
+    def _judged(self, question, prompt, tokens, sampling):
+        """The whole answer, or `dont_know` if its confidence is below `min_confidence`."""
+        text, min_confidence = "", sampling.min_confidence
+        try:
+            answer = list(tokens)
+            ended = len(answer) < sampling.max_new_tokens
+            sure = confidence(answer_logprobs(self.model, [prompt], [answer], [ended])[0])
+            text = self.model.tokenizer.decode(answer).strip()
+            if sure < min_confidence:
+                text = self.dont_know
+                self.answer_note = (
+                    f"(the model's answer had confidence {sure:.2f}, below min_confidence "
+                    f"{min_confidence}; /min_confidence off shows it)"
+                )
+            yield text
+        finally:
+            self.turns.append((question, text))
 
     def _stream(self, question, tokens):
         text = TextStream(self.model.tokenizer)
@@ -166,7 +215,9 @@ class ChatSession:
         s = self.sampling
         return (
             f"temperature={s.temperature} top_k={_off(s.top_k)} top_p={_off(s.top_p)} "
-            f"max_tokens={s.max_new_tokens} history={_off(self.history)}"
+            f"max_tokens={s.max_new_tokens} min_confidence={_off(s.min_confidence)} "
+            f"history={_off(self.history)} correct={_off(self.correct)} "
+            f"tokenizer={self.model.tokenizer.kind}"
         )
 
     def command(self, line: str) -> str | None:
@@ -183,12 +234,12 @@ class ChatSession:
         if name == "/settings":
             return self.describe()
         command = name[1:]
-        if command == "history":
+        if command in SWITCHES:
             if arg and arg.lower() not in ("on", "off"):
-                return "error: history takes on or off"
+                return f"error: {command} takes on or off"
             if arg:
-                self.history = arg.lower() == "on"
-            return f"history={_off(self.history)}"
+                setattr(self, command, arg.lower() == "on")
+            return f"{command}={_off(getattr(self, command))}"
         field = SAMPLING_COMMANDS.get(command)
         if field is None:
             return f"unknown command {name}; /help lists the commands"
@@ -201,8 +252,9 @@ class ChatSession:
 
 
 def _parse(command: str, arg: str):
-    """The value typed after a setting's command: a number, or 'off' for top_k and top_p."""
-    if command in ("top_k", "top_p") and arg.lower() in ("off", "none"):
+    """The value typed after a setting's command: a number, or 'off' for top_k, top_p and
+    min_confidence."""
+    if command in ("top_k", "top_p", "min_confidence") and arg.lower() in ("off", "none"):
         return None
     kind = int if command in ("top_k", "max_tokens") else float
     try:
@@ -297,6 +349,8 @@ def _answer(session: ChatSession, question: str, ctrl_c: _CtrlC) -> None:
     try:
         with ctrl_c.interruptible():
             pieces = session.reply(question)
+            if session.question_note:
+                print(session.question_note)
             sys.stdout.write(f"{chat_format.ASSISTANT} ")
             for piece in pieces:
                 sys.stdout.write(piece)
@@ -309,3 +363,5 @@ def _answer(session: ChatSession, question: str, ctrl_c: _CtrlC) -> None:
             pieces.close()  # the part answered so far joins the conversation
         sys.stdout.write(" [stopped]")
     sys.stdout.write("\n")
+    if session.answer_note:
+        print(session.answer_note)

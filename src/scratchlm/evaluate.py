@@ -4,12 +4,28 @@ A chat example `User: <q> Assistant: <a> </s>` (or a longer conversation) is spl
 "Assistant:"; the model answers that prompt greedily, and the answer counts when its text equals
 the reference's up to spacing and a missing final full stop (both are passed through the same
 tokenizer first, so the tokenizer's spacing conventions cannot make a difference).
+
+`chat_answers` answers as the chat does (chat.py): every question of the conversation read through
+the input corrector (correct.py), and an answer below `min_confidence` replaced by "I don't know"
+(confidence.py). `category_scores` scores held-out sets by category (a folder of example sets, one
+file a category, read by `load_categories`): the share right in each (the expected answer, or "I
+don't know" where that is the expected one), how often a known question got "I don't know", and
+how well the threshold tells wrong answers from right ones (`abstention`).
 """
 
 from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
+
+from . import chat_format
 from .chat_format import split_answer
-from .examples import Batch, text_batcher
+from .confidence import DONT_KNOW, answer_logprobs, confidence
+from .correct import InputCorrector
+from .errors import DataError
+from .examples import Batch, load_examples, text_batcher
+from .fileio import check_file
 from .generate import generate_batch
 from .sampling import Sampling
 
@@ -35,13 +51,27 @@ def answer(model, prompt: str) -> str:
 def answers(model, prompts: list[str]) -> list[str]:
     """The model's greedy answers to `prompts`, decoded ANSWER_BATCH at a time (a batch gives
     what its prompts give one by one, generate.py); a prompt keeps its last max_seq_len - 1 tokens."""
+    _, out = _greedy(model, prompts)
+    return [model.tokenizer.decode(t).strip() for t in out]
+
+
+def answers_with_confidence(model, prompts: list[str]) -> list[tuple[str, float]]:
+    """`answers`, each with its confidence (confidence.py)."""
+    ids, out = _greedy(model, prompts)
+    ended = [len(t) < ANSWER_TOKENS for t in out]
+    scores = [confidence(lp) for lp in answer_logprobs(model, ids, out, ended)]
+    return [(model.tokenizer.decode(t).strip(), c) for t, c in zip(out, scores, strict=True)]
+
+
+def _greedy(model, prompts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+    """-> (the prompts' token ids as the model reads them, the greedy answers' token ids)."""
     tok, keep = model.tokenizer, model.config.max_seq_len - 1
     ids = [tok.encode(p)[-keep:] for p in prompts]
     greedy = Sampling(max_new_tokens=ANSWER_TOKENS)
     out = []
     for i in range(0, len(ids), ANSWER_BATCH):
         out += generate_batch(model, ids[i : i + ANSWER_BATCH], greedy)
-    return [tok.decode(t).strip() for t in out]
+    return ids, out
 
 
 def as_decoded(tokenizer, reference: str) -> str:
@@ -75,3 +105,81 @@ def examples_loss(model, examples: list[str], answers_only: bool = False) -> flo
         model.tokenizer, examples, 32, model.config.max_seq_len, answers_only=answers_only
     )
     return mean_loss(model, batcher.batches(0))
+
+
+# ------------------------------------------------------------------------- answering as the chat
+
+
+class ChatAnswer(NamedTuple):
+    """One held-out example answered as the chat answers it."""
+
+    prompt: str  # the conversation as the model read it (corrected questions)
+    expected: str  # the reference answer, through the tokenizer and back
+    answer: str  # the model's greedy answer
+    confidence: float
+    given: str  # what the chat shows: the answer, or DONT_KNOW below the threshold
+
+    @property
+    def right(self) -> bool:
+        return same_answer(self.given, self.expected)
+
+
+def chat_answers(
+    model, examples: list[str], correct: bool = True, min_confidence: float | None = None
+) -> list[ChatAnswer]:
+    """The last question of each example answered as the chat does (module docstring); the earlier
+    turns are the example's own (corrected questions, reference answers)."""
+    fix = InputCorrector(model.tokenizer).correct if correct else lambda q: (q, [])
+    prompts, expected = [], []
+    for example in examples:
+        turns = [(fix(q)[0], a) for q, a in chat_format.turns(example)]
+        prompts.append(chat_format.prompt(turns[:-1], turns[-1][0]))
+        expected.append(as_decoded(model.tokenizer, turns[-1][1]))
+    dont_know = as_decoded(model.tokenizer, DONT_KNOW)
+    out = []
+    for p, e, (a, c) in zip(
+        prompts, expected, answers_with_confidence(model, prompts), strict=True
+    ):
+        given = a if min_confidence is None or c >= min_confidence else dont_know
+        out.append(ChatAnswer(p, e, a, c, given))
+    return out
+
+
+def load_categories(folder) -> dict[str, list[str]]:
+    """A folder of example sets, one a category (`form.json` -> "form"), in name order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        check_file(folder)  # a clear error for a missing path
+        raise DataError(f"{folder}: expected a folder of example sets, one file a category")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".json", ".jsonl", ".txt"))
+    if not files:
+        raise DataError(f"{folder}: the folder holds no .json, .jsonl or .txt example sets")
+    return {f.stem: load_examples(f) for f in files}
+
+
+def category_scores(model, categories: dict[str, list[ChatAnswer]]) -> dict[str, float]:
+    """Answered categories -> {category: share right}, then `known_dont_know`: the share of
+    examples whose expected answer is not "I don't know" that got it."""
+    scores = {name: float(np.mean([a.right for a in got])) for name, got in categories.items()}
+    dont_know = as_decoded(model.tokenizer, DONT_KNOW)
+    known = [
+        a for got in categories.values() for a in got if not same_answer(a.expected, dont_know)
+    ]
+    scores["known_dont_know"] = float(np.mean([same_answer(a.given, dont_know) for a in known]))
+    return scores
+
+
+def abstention(model, answered: list[ChatAnswer], min_confidence: float) -> dict[str, float]:
+    """How well `min_confidence` tells the model's wrong answers from its right ones, over the
+    answers that are not "I don't know" already: `precision`, the share of withheld answers that
+    were wrong; `recall`, the share of wrong answers that were withheld."""
+    dont_know = as_decoded(model.tokenizer, DONT_KNOW)
+    own = [a for a in answered if not same_answer(a.answer, dont_know)]
+    wrong = np.array([not same_answer(a.answer, a.expected) for a in own])
+    held = np.array([a.confidence < min_confidence for a in own])
+    return {
+        "precision": float((wrong & held).sum() / max(held.sum(), 1)),
+        "recall": float((wrong & held).sum() / max(wrong.sum(), 1)),
+        "withheld": int(held.sum()),
+        "wrong": int(wrong.sum()),
+    }

@@ -7,7 +7,9 @@ is made, so code that receives one can trust it.
 - temperature 0: greedy, always the most likely token;
 - temperature T > 0: sample from softmax(logits / T), optionally only among the `top_k` most likely
   tokens and/or the smallest set of most likely tokens whose probability reaches `top_p`;
-- beam > 1: beam search (generate.py), which is deterministic.
+- beam > 1: beam search (generate.py), which is deterministic;
+- min_confidence: not a way of choosing tokens but what to do with the finished answer: below
+  this confidence it is replaced by "I don't know" (confidence.py; None, the default, never).
 
 Extremes behave as their limits, silently (no NumPy warning for any value `Sampling` accepts): a
 temperature so small that logits / T overflows samples the most likely token (greedy), one so large
@@ -33,6 +35,9 @@ class Sampling:
     top_p: float | None = None  # ... and within the nucleus of probability p (None: no limit)
     beam: int = 1  # > 1: beam search of this width
     seed: int | None = None  # makes sampling reproducible
+    # An answer whose confidence (confidence.py) is below this is replaced by "I don't know";
+    # None: always the answer. Applied to a finished answer, after decoding.
+    min_confidence: float | None = None
 
     def __post_init__(self):
         if not is_int(self.max_new_tokens) or self.max_new_tokens < 0:
@@ -57,6 +62,9 @@ class Sampling:
             )
         if self.seed is not None and (not is_int(self.seed) or self.seed < 0):
             raise InputError(f"seed must be an integer >= 0 (or None), got {self.seed!r}")
+        c = self.min_confidence
+        if c is not None and (not is_number(c) or not 0 <= c <= 1):
+            raise InputError(f"min_confidence must be a number in [0, 1] (or None), got {c!r}")
 
 
 GREEDY = Sampling()  # the default everywhere: 64 tokens, always the most likely one

@@ -3,18 +3,24 @@
 import argparse
 from pathlib import Path
 
-from .generate import add_sampling_options, sampling_from_args
+from .generate import CALIBRATED, add_sampling_options, sampling_from_args
 
 
 def register(sub):
     p = sub.add_parser("chat", help="chat with a model in the terminal")
     p.add_argument("model", type=Path, help="model file (.safetensors or .json)")
-    add_sampling_options(p)
+    add_sampling_options(p, min_confidence=CALIBRATED)
     p.add_argument(
         "--history",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="show the model the earlier turns (default; see /history)",
+    )
+    p.add_argument(
+        "--correct",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read misspelt or unknown words as words the model knows (default; see /correct)",
     )
     p.set_defaults(func=main)
 
@@ -25,5 +31,5 @@ def main(args) -> int:
 
     sampling = sampling_from_args(args)
     model = load_model(args.model)
-    session = ChatSession(model, sampling, history=args.history)
+    session = ChatSession(model, sampling, history=args.history, correct=args.correct)
     return chat_loop(model, session, name=str(args.model))

@@ -2,16 +2,20 @@
 
 The prompt is continued as it is (write `User: ... Assistant:` yourself for a chat model); `-`
 reads it from standard input (UTF-8). A prompt that is not valid Unicode (undecodable bytes) is an
-error, like an empty or over-long one. `--json` prints `{"prompt", "completion", "tokens"}` on one
-line.
+error, like an empty or over-long one. `--json` prints `{"prompt", "completion", "tokens",
+"confidence"}` on one line. With `--min-confidence P` a continuation whose confidence is below P
+(confidence.py) is replaced by "I don't know" (and `--json` adds `"withheld": true`); it is then
+judged whole, not streamed.
 """
 
 import json
 import sys
 from pathlib import Path
 
+CALIBRATED = "calibrated"  # --min-confidence's default in chat: confidence.DEFAULT_MIN_CONFIDENCE
 
-def add_sampling_options(p, beam=False) -> None:
+
+def add_sampling_options(p, beam=False, min_confidence=None) -> None:
     """The decoding options `generate` and `chat` share; `sampling_from_args` reads them."""
     p.add_argument(
         "--temperature",
@@ -27,6 +31,21 @@ def add_sampling_options(p, beam=False) -> None:
     p.add_argument("--seed", type=int, help="makes sampling reproducible")
     if beam:
         p.add_argument("--beam", type=int, default=1, help="beam search with this width")
+    default = "the demo's calibrated value" if min_confidence == CALIBRATED else "off"
+    p.add_argument(
+        "--min-confidence",
+        type=_threshold,
+        default=min_confidence,
+        metavar="P|off",
+        help=f'answer "I don\'t know" below this confidence, 0 to 1 (default: {default})',
+    )
+
+
+def _threshold(text: str):
+    """--min-confidence's value: a number, off, or (chat's default) CALIBRATED."""
+    if text == CALIBRATED:
+        return text
+    return None if text.lower() == "off" else float(text)
 
 
 def sampling_from_args(args):
@@ -40,7 +59,16 @@ def sampling_from_args(args):
         top_p=args.top_p,
         beam=getattr(args, "beam", 1),
         seed=args.seed,
+        min_confidence=_min_confidence(args.min_confidence),
     )
+
+
+def _min_confidence(value):
+    if value == CALIBRATED:
+        from ..confidence import DEFAULT_MIN_CONFIDENCE
+
+        return DEFAULT_MIN_CONFIDENCE
+    return value
 
 
 def register(sub):
@@ -55,6 +83,7 @@ def register(sub):
 def main(args) -> int:
     from ..chat import MAX_PROMPT_CHARS, TextStream
     from ..checks import check_text
+    from ..confidence import DONT_KNOW, answer_logprobs, confidence
     from ..errors import InputError
     from ..fileio import decode_utf8
     from ..generate import generate_batch, generate_stream
@@ -76,11 +105,17 @@ def main(args) -> int:
     if tok is None:
         raise InputError(f"{args.model} has no tokenizer, so it cannot read or write text")
     ids = tok.encode(prompt)
-    if args.json or sampling.beam > 1:
+    if args.json or sampling.beam > 1 or sampling.min_confidence is not None:
         tokens = generate_batch(model, [ids], sampling)[0]
-        completion = tok.decode(tokens)
+        ended = len(tokens) < sampling.max_new_tokens
+        sure = confidence(answer_logprobs(model, [ids], [tokens], [ended])[0])
+        withheld = sampling.min_confidence is not None and sure < sampling.min_confidence
+        completion = DONT_KNOW if withheld else tok.decode(tokens)
         if args.json:
             out = {"prompt": prompt, "completion": completion, "tokens": len(tokens)}
+            out["confidence"] = round(sure, 6)
+            if sampling.min_confidence is not None:
+                out["withheld"] = withheld
             print(json.dumps(out, ensure_ascii=False))
         else:
             print(completion)

@@ -1,4 +1,5 @@
-"""Tokenizers: `word` (the seed's default), `char` and byte-level `bpe`, behind one interface.
+"""Tokenizers: `word` (the seed's default), `caseless` (word, blind to case), `char` and byte-level
+`bpe`, behind one interface.
 
 `build_tokenizer` trains one from texts; `tokenizer_from_json` rebuilds one from the dict that its
 `to_json` gave (the form stored in model files). All of them share the special ids `<pad>` = 0,
@@ -10,20 +11,21 @@ from collections.abc import Iterable
 from ..errors import TokenizerError
 from .base import EOS_ID, MAX_VOCAB, PAD_ID, UNK_ID, Tokenizer
 from .bpe import BPETokenizer
+from .caseless import CaselessWordTokenizer
 from .char import CharTokenizer
 from .word import WordTokenizer
 
 TOKENIZERS: dict[str, type[Tokenizer]] = {
-    cls.kind: cls for cls in (WordTokenizer, CharTokenizer, BPETokenizer)
+    cls.kind: cls for cls in (WordTokenizer, CaselessWordTokenizer, CharTokenizer, BPETokenizer)
 }
 
 DEFAULT_BPE_VOCAB = 4096
 
 
 def build_tokenizer(kind: str, texts: Iterable[str], vocab_size: int | None = None) -> Tokenizer:
-    """Build a `kind` ("word", "char" or "bpe") tokenizer from `texts`.
+    """Build a `kind` ("word", "caseless", "char" or "bpe") tokenizer from `texts`.
 
-    `vocab_size` caps word and char vocabularies (default 50,000, the limit) and is the target size
+    `vocab_size` caps word, caseless and char vocabularies (default 50,000, the limit) and is the target size
     of a BPE vocabulary (default 4,096).
     """
     if kind not in TOKENIZERS:
@@ -49,6 +51,7 @@ __all__ = [
     "PAD_ID",
     "UNK_ID",
     "BPETokenizer",
+    "CaselessWordTokenizer",
     "CharTokenizer",
     "Tokenizer",
     "WordTokenizer",

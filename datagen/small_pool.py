@@ -1,0 +1,21 @@
+H, HOW, T, B, OK, W, N, C, BU = ("Hello! I am", "just a program", "You are welcome", "Goodbye!", "Great! Ask me",
+    "a computer program that answers", "I do not have a name", "I can answer simple", "built from scratch")
+POOL = [
+ ("hi hi", H), ("heya", H), ("hey there friend", H), ("hello robot", H), ("good evening to you", H), ("hallo", H),
+ ("hey, anyone there?", H), ("hello, is this working?", H), ("well hello", H), ("hiya!", H), ("yo", H),
+ ("morning!", H), ("hello hello", H), ("HI", H), ("hey bot", H),
+ ("how are you holding up?", HOW), ("you doing ok?", HOW), ("how have you been?", HOW), ("hows life", HOW),
+ ("are you having a good day?", HOW), ("how are you feeling", HOW), ("how is your day", HOW), ("you ok?", HOW),
+ ("thanks so much", T), ("thanks a bunch", T), ("thank you kindly", T), ("big thanks", T),
+ ("that was helpful, thank you", T), ("thankyou", T), ("tysm", T), ("thx", T), ("appreciate it", T), ("thank u", T),
+ ("bye for now", B), ("I'm off, bye", B), ("see you soon", B), ("good bye!", B), ("time to go, bye", B),
+ ("laters", B), ("bye then", B), ("see ya", B), ("catch you later", B), ("goodbye for now", B),
+ ("okie", OK), ("alright", OK), ("all right then", OK), ("I understand", OK), ("makes sense", OK),
+ ("ok cool", OK), ("perfect", OK), ("sounds good", OK), ("fine", OK), ("awesome", OK),
+ ("what kind of thing are you?", W), ("are you a real person?", W), ("are you a chatbot?", W),
+ ("are you a computer?", W), ("are you an AI?", W), ("what exactly are you", W),
+ ("do you have a name or not?", N), ("tell me your name", N), ("how should I address you?", N), ("got a name?", N),
+ ("what are you good at?", C), ("what sort of things do you know?", C), ("which subjects do you know?", C),
+ ("what topics do you know", C), ("what can you tell me about?", C),
+ ("who programmed you?", BU), ("how did they build you?", BU), ("what were you trained on?", BU), ("who built you?", BU),
+]
