@@ -109,3 +109,30 @@ def test_generate_cli_prints_no_warning_for_any_option_value(model_file):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+# ------------------------------------------------------------------------------ one source
+
+
+def test_every_setting_reaches_the_command_line_the_chat_and_the_server():
+    """`Sampling` is the one source of the settings: each is an option of `generate`, with its
+    help and default; a /command of the chat (where it has one); a field of a server request."""
+    from scratchlm.chat import HELP, SAMPLING_COMMANDS
+    from scratchlm.cli import build_parser
+    from scratchlm.sampling import setting_name, settings
+    from scratchlm.serve.schemas import ChatRequest, CompletionRequest
+
+    generate = build_parser()._subparsers._group_actions[0].choices["generate"]
+    options = {a.option_strings[0]: a for a in generate._actions if a.option_strings}
+    for f in settings():
+        name = setting_name(f)
+        option = options["--" + name.replace("_", "-")]
+        assert option.default == f.default and f.metadata["help"] in option.help
+        assert (name in SAMPLING_COMMANDS) == f.metadata["chat"]
+        if f.metadata["chat"]:
+            assert f"/{name} [" in HELP
+        assert name in ChatRequest.model_fields and name in CompletionRequest.model_fields
+    args = generate.parse_args(
+        ["m", "p", "--top-p", "off", "--max-tokens", "9", "--min-confidence", "0.5"]
+    )
+    assert (args.top_p, args.max_new_tokens, args.min_confidence) == (None, 9, 0.5)

@@ -13,8 +13,11 @@ import openai
 import pytest
 from serving import QUESTIONS, chat_prompt, scratchlm_generate, serving, sse_events, trained_model
 
+from scratchlm import chat_format
+from scratchlm.confidence import DONT_KNOW
 from scratchlm.layers.activations import log_softmax
 from scratchlm.model import load_model
+from scratchlm.prompts import conversation_ids
 
 pytestmark = pytest.mark.xdist_group("serve")  # one worker trains the model and runs the servers
 
@@ -107,6 +110,49 @@ def test_stop_strings_cut_the_answer(client, model_path):
     assert out.choices[0].finish_reason == "stop"
     stream = client.chat.completions.create(model="tiny", messages=messages, stop=stop, stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in stream) == expected
+
+
+def test_a_conversation_too_long_for_the_window_drops_its_oldest_turns(client, model_path):
+    """The one policy for a context that does not fit (prompts.py): the reply is the one to the
+    last turns that fit with room for the answer, as `scratchlm generate` gives it."""
+    model = load_model(model_path)
+    turns = [(q, "The answer is not known here.") for q in QUESTIONS[:6]]
+    messages = chat_format.messages(turns, QUESTIONS[6])
+    ids, dropped = conversation_ids(model.tokenizer, messages, model.config.max_seq_len, 16)
+    assert dropped > 0 and dropped % 2 == 0  # the window holds 48 tokens: whole turns go
+    kept = chat_format.reply_prompt(messages[dropped:])
+    expected = scratchlm_generate(model_path, kept, "--max-tokens", "16")
+    body = [{"role": role, "content": text} for role, text in messages]
+    out = client.chat.completions.create(model="tiny", messages=body, max_tokens=16)
+    assert out.choices[0].message.content == expected["completion"].strip()
+    assert out.usage.prompt_tokens == len(ids) <= 48 - 16
+    long = "why " * 60  # a plain prompt over the window keeps its last tokens
+    text = client.completions.create(model="tiny", prompt=long, max_tokens=8)
+    assert text.usage.prompt_tokens == 48 - 8
+
+
+def test_min_confidence_withholds_a_whole_answer_or_gives_it_whole(client, model_path):
+    """An extension field, from the `Sampling` setting: below it, "I don't know"; a judged
+    answer streams as one piece at its end. Requests without it are unchanged."""
+    messages = [{"role": "user", "content": QUESTIONS[3]}]
+    plain = client.chat.completions.create(model="tiny", messages=messages)
+    sure = scratchlm_generate(model_path, chat_prompt(QUESTIONS[3]), "--json")["confidence"]
+    for threshold, expected in ((0.0, plain.choices[0].message.content), (1.0, DONT_KNOW)):
+        extra = {"min_confidence": threshold}
+        out = client.chat.completions.create(model="tiny", messages=messages, extra_body=extra)
+        assert out.choices[0].message.content == expected
+        stream = client.chat.completions.create(
+            model="tiny", messages=messages, stream=True, extra_body=extra
+        )
+        pieces = [
+            c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content
+        ]
+        assert pieces == [expected]  # held back, then given whole
+    assert 0 < sure < 1
+    with pytest.raises(openai.BadRequestError, match="min_confidence must be a number in"):
+        client.chat.completions.create(
+            model="tiny", messages=messages, extra_body={"min_confidence": 2}
+        )
 
 
 def test_inspect_returns_depths_attention_and_positions(server):

@@ -26,7 +26,6 @@ Not handled here: saving conversations, multi-line input, system prompts.
 """
 
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -36,92 +35,44 @@ from dataclasses import replace
 import numpy as np
 
 from . import chat_format
-from .checks import check_text
 from .confidence import DONT_KNOW, answer_logprobs, confidence
 from .correct import InputCorrector
 from .errors import InputError
 from .generate import generate_stream
-from .sampling import Sampling
+from .prompts import TextStream, check_prompt_text, conversation_ids, require_tokenizer
+from .sampling import Sampling, parse_setting, setting_name, settings
 
-MAX_PROMPT_CHARS = 10_000  # one prompt is at most 10,000 characters (docs/design.md)
-
-HELP = """\
-commands:
-  /help               this list
-  /reset              forget the conversation
-  /temperature [T]    0 = greedy, always the most likely word (default); higher = more varied
-  /top_k [N|off]      sample only among the N most likely tokens
-  /top_p [P|off]      sample among the most likely tokens that together reach probability P
-  /max_tokens [N]     the longest answer, in tokens
-  /min_confidence [P|off]  "I don't know" instead of an answer the model is less sure of
-  /correct [on|off]   read misspelt or unknown words as words the model knows
-  /history [on|off]   show the model the earlier turns too (off: each question alone)
-  /settings           show the current settings
-  /exit               quit (Ctrl-D too); Ctrl-C stops an answer"""
-
-# The sampling settings a command changes: /command -> the `Sampling` field.
-SAMPLING_COMMANDS = {
-    "temperature": "temperature",
-    "top_k": "top_k",
-    "top_p": "top_p",
-    "max_tokens": "max_new_tokens",
-    "min_confidence": "min_confidence",
+# The settings the chat has a /command for (`Sampling`'s, by the name users type) and its switches.
+SAMPLING_COMMANDS = {setting_name(f): f for f in settings() if f.metadata["chat"]}
+SWITCHES = {
+    "correct": "read misspelt or unknown words as words the model knows",
+    "history": "show the model the earlier turns too (off: each question alone)",
 }
-SWITCHES = {"history", "correct"}  # the on/off settings of the session
+
+
+def _help() -> str:
+    lines = [("/help", "this list"), ("/reset", "forget the conversation")]
+    for name, f in SAMPLING_COMMANDS.items():
+        value = (f.metadata["metavar"] or "N") + ("|off" if f.default is None else "")
+        lines.append((f"/{name} [{value}]", f.metadata["help"]))
+    lines += [(f"/{name} [on|off]", text) for name, text in SWITCHES.items()]
+    lines += [("/settings", "show the current settings")]
+    lines += [("/exit", "quit (Ctrl-D too); Ctrl-C stops an answer")]
+    return "commands:\n" + "\n".join(f"  {cmd:<24} {text}" for cmd, text in lines)
+
+
+HELP = _help()
 
 
 def check_question(question: str) -> str:
     """The question stripped; InputError if it is empty, over the length limit or not Unicode."""
-    question = check_text(question, "your message").strip()
-    if not question:
-        raise InputError("the question is empty")
-    if len(question) > MAX_PROMPT_CHARS:
-        raise InputError(
-            f"your message has {len(question):,} characters; the limit is {MAX_PROMPT_CHARS:,}"
-        )
-    return question
+    return check_prompt_text(question, "your message").strip()
 
 
 def _off(value):
     if isinstance(value, bool):
         return "on" if value else "off"
     return "off" if value is None else value
-
-
-class TextStream:
-    """Token ids in, text out as soon as it is final.
-
-    Detokenizing is context-dependent ("it ' s" becomes "it's" only once the "s" arrives; a BPE
-    character may be split across tokens), so text is released only where adding the newest token
-    did not change it: the common prefix of the texts with and without that token, short of any
-    incomplete character at its end.
-    """
-
-    def __init__(self, tokenizer):
-        self.decoder = tokenizer.decoder()  # the text of all ids so far, a token at a time
-        self.text = ""  # the decoded text of all ids so far
-        self.released = ""
-
-    def push(self, token: int) -> str:
-        """Add a token; returns the newly final text (often empty)."""
-        before, self.text = self.text, self.decoder.push(token)
-        # Most often the new text extends the old one: then it is the common prefix (tested in C,
-        # where commonprefix compares character by character in Python).
-        common = (
-            before if self.text.startswith(before) else os.path.commonprefix([before, self.text])
-        )
-        # A trailing U+FFFD is a character whose bytes have not all arrived yet.
-        return self._release(common.rstrip("\ufffd"))
-
-    def flush(self) -> str:
-        """The rest of the text, at the end of the answer."""
-        return self._release(self.text)
-
-    def _release(self, final: str) -> str:
-        if len(final) <= len(self.released) or not final.startswith(self.released):
-            return ""
-        piece, self.released = final[len(self.released) :], final
-        return piece
 
 
 class ChatSession:
@@ -135,8 +86,7 @@ class ChatSession:
         correct: bool = True,
         dont_know: str = DONT_KNOW,
     ):
-        if model.tokenizer is None:
-            raise InputError("this model has no tokenizer, so it cannot read or write text")
+        require_tokenizer(model)
         self.model = model
         self.sampling = sampling or Sampling()
         if self.sampling.beam > 1:
@@ -151,17 +101,14 @@ class ChatSession:
 
     def prompt_ids(self, question: str) -> list[int]:
         """The prompt's token ids. With history, the oldest turns are forgotten until it leaves
-        room for an answer of max_new_tokens (at most half the context window)."""
-        encode = self.model.tokenizer.encode
-        if not self.history:
-            return encode(chat_format.prompt([], question))
-        window = self.model.config.max_seq_len
-        budget = window - min(self.sampling.max_new_tokens, window // 2)
-        while True:
-            ids = encode(chat_format.prompt(self.turns, question))
-            if len(ids) <= budget or not self.turns:
-                return ids
-            self.turns.pop(0)
+        room for an answer of max_new_tokens (prompts.py: the one policy for a context)."""
+        past = self.turns if self.history else []
+        messages = chat_format.messages(past, question)
+        window, room = self.model.config.max_seq_len, self.sampling.max_new_tokens
+        ids, dropped = conversation_ids(self.model.tokenizer, messages, window, room)
+        if self.history:
+            del self.turns[: dropped // 2]  # two messages a turn
+        return ids
 
     def reply(self, question: str) -> Iterator[str]:
         """The answer's text as it streams; InputError at once for an empty or over-long question.
@@ -212,13 +159,10 @@ class ChatSession:
             self.turns.append((question, text.text.strip()))
 
     def describe(self) -> str:
-        s = self.sampling
-        return (
-            f"temperature={s.temperature} top_k={_off(s.top_k)} top_p={_off(s.top_p)} "
-            f"max_tokens={s.max_new_tokens} min_confidence={_off(s.min_confidence)} "
-            f"history={_off(self.history)} correct={_off(self.correct)} "
-            f"tokenizer={self.model.tokenizer.kind}"
-        )
+        values = {name: getattr(self.sampling, f.name) for name, f in SAMPLING_COMMANDS.items()}
+        values |= {name: getattr(self, name) for name in ("history", "correct")}
+        shown = " ".join(f"{name}={_off(value)}" for name, value in values.items())
+        return f"{shown} tokenizer={self.model.tokenizer.kind}"
 
     def command(self, line: str) -> str | None:
         """Run a /command; returns what to print, or None to quit."""
@@ -240,27 +184,15 @@ class ChatSession:
             if arg:
                 setattr(self, command, arg.lower() == "on")
             return f"{command}={_off(getattr(self, command))}"
-        field = SAMPLING_COMMANDS.get(command)
-        if field is None:
+        f = SAMPLING_COMMANDS.get(command)
+        if f is None:
             return f"unknown command {name}; /help lists the commands"
         if arg:
             try:
-                self.sampling = replace(self.sampling, **{field: _parse(command, arg)})
+                self.sampling = replace(self.sampling, **{f.name: parse_setting(f, arg)})
             except InputError as e:
                 return f"error: {e}"
-        return f"{command}={_off(getattr(self.sampling, field))}"
-
-
-def _parse(command: str, arg: str):
-    """The value typed after a setting's command: a number, or 'off' for top_k, top_p and
-    min_confidence."""
-    if command in ("top_k", "top_p", "min_confidence") and arg.lower() in ("off", "none"):
-        return None
-    kind = int if command in ("top_k", "max_tokens") else float
-    try:
-        return kind(arg)
-    except ValueError:
-        raise InputError(f"{command} takes {'an integer' if kind is int else 'a number'}") from None
+        return f"{command}={_off(getattr(self.sampling, f.name))}"
 
 
 def _enable_line_editing() -> None:

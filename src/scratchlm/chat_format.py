@@ -25,8 +25,13 @@ def render(messages: list[tuple[str, str]]) -> str:
 
 def prompt(turns: list[tuple[str, str]], question: str) -> str:
     """Earlier (question, answer) turns and a new question -> the text the model continues."""
+    return reply_prompt(messages(turns, question))
+
+
+def messages(turns: list[tuple[str, str]], question: str) -> list[tuple[str, str]]:
+    """Earlier (question, answer) turns and a new question -> (role, content) messages."""
     past = [(role, text) for q, a in turns for role, text in (("user", q), ("assistant", a))]
-    return reply_prompt([*past, ("user", question)])
+    return [*past, ("user", question)]
 
 
 def reply_prompt(messages: list[tuple[str, str]]) -> str:

@@ -27,6 +27,7 @@ from .errors import DataError
 from .examples import Batch, load_examples, text_batcher
 from .fileio import check_file
 from .generate import generate_batch
+from .prompts import conversation_ids, fit
 from .sampling import Sampling
 
 ANSWER_TOKENS = 40  # the longest answer generated (the bundled ones have at most 28 tokens)
@@ -50,7 +51,8 @@ def answer(model, prompt: str) -> str:
 
 def answers(model, prompts: list[str]) -> list[str]:
     """The model's greedy answers to `prompts`, decoded ANSWER_BATCH at a time (a batch gives
-    what its prompts give one by one, generate.py); a prompt keeps its last max_seq_len - 1 tokens."""
+    what its prompts give one by one, generate.py); a prompt that does not fit the window with room
+    for an answer drops its oldest turns (prompts.py)."""
     _, out = _greedy(model, prompts)
     return [model.tokenizer.decode(t).strip() for t in out]
 
@@ -65,13 +67,25 @@ def answers_with_confidence(model, prompts: list[str]) -> list[tuple[str, float]
 
 def _greedy(model, prompts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
     """-> (the prompts' token ids as the model reads them, the greedy answers' token ids)."""
-    tok, keep = model.tokenizer, model.config.max_seq_len - 1
-    ids = [tok.encode(p)[-keep:] for p in prompts]
+    tok = model.tokenizer
+    ids = [prompt_ids(tok, p, model.config.max_seq_len, ANSWER_TOKENS) for p in prompts]
     greedy = Sampling(max_new_tokens=ANSWER_TOKENS)
     out = []
     for i in range(0, len(ids), ANSWER_BATCH):
         out += generate_batch(model, ids[i : i + ANSWER_BATCH], greedy)
     return ids, out
+
+
+def prompt_ids(tokenizer, prompt: str, window: int, room: int) -> list[int]:
+    """A chat example's prompt (a conversation ending in "Assistant:") as the model reads it: as
+    written when it fits the window with `room` for the answer, else re-rendered from its last
+    turns (prompts.conversation_ids); a text without turns keeps its last tokens (prompts.fit)."""
+    ids = tokenizer.encode(prompt)
+    turns = chat_format.turns(prompt)
+    if len(fit(ids, window, room)) == len(ids) or not turns:
+        return fit(ids, window, room)
+    messages = chat_format.messages(turns[:-1], turns[-1][0])
+    return conversation_ids(tokenizer, messages, window, room)[0]
 
 
 def as_decoded(tokenizer, reference: str) -> str:

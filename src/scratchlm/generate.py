@@ -9,11 +9,11 @@ Decoders compute the next-token logits of several rows (prompts or beams) at onc
   reference the cache is measured against.
 
 Context window: a row's context never exceeds `max_seq_len` (L) tokens. When a new token would make
-it longer, the row keeps its most recent L // 2 tokens and its cache rows are rebuilt from them by
-one forward pass over the kept window (positions restart at 0, as in training). Keeping half means a
-rebuild, one pass over L/2 tokens, happens at most once every L/2 new tokens: about one token's work
-per generated token, while the model always sees at least L/2 tokens of context. Prompts longer
-than L are cut the same way.
+it longer, the row keeps its most recent half window (prompts.py, the one policy for a context that
+does not fit) and its cache rows are rebuilt from them by one forward pass over the kept window
+(positions restart at 0, as in training). Keeping half means a rebuild, one pass over L/2 tokens,
+happens at most once every L/2 new tokens: about one token's work per generated token, while the
+model always sees at least L/2 tokens of context. Prompts longer than L are cut the same way.
 
 Batches: each row fills its own cache slots from slot 0, so rows of different lengths need no left
 padding; prompts are right-padded for their one batched forward pass (causality keeps real tokens
@@ -35,16 +35,18 @@ from .checks import check_token_ids, is_int
 from .errors import InputError
 from .kvcache import KVCache
 from .layers.activations import log_softmax
+from .prompts import fit
 from .sampling import GREEDY, Sampling, next_tokens
 
 # ------------------------------------------------------------------------------------ decoders
 
 
 def fit_window(context: list[int], max_seq_len: int) -> list[int]:
-    """The context itself if it fits, else its most recent max_seq_len // 2 tokens."""
+    """The context itself if it fits, else what the one policy for a context that does not fit
+    keeps (prompts.fit) with half the window free for the tokens to come."""
     if len(context) <= max_seq_len:
         return context
-    return context[-max(1, max_seq_len // 2) :]
+    return fit(context, max_seq_len, max_seq_len // 2)
 
 
 def _right_padded(contexts: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -18,53 +18,96 @@ token. The arithmetic is in float64, where 1e-300 is still a number (in float32 
 Not handled here: repetition penalties, stop strings, constrained decoding.
 """
 
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, field, fields
+from typing import get_args
 
 import numpy as np
 
-from .checks import is_int, is_number
+from .checks import Rule, check_fields
 from .errors import InputError
 from .layers.activations import log_softmax
 
 
+def setting(default, help: str, name: str = "", metavar: str = "", chat: bool = True, **rule):
+    """A field of `Sampling`: its default, a line of help, the name users type (default: the
+    field's), the placeholder of its value, whether the chat has a /command for it, its Rule."""
+    meta = {"help": help, "name": name, "metavar": metavar, "chat": chat, "rule": Rule(**rule)}
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class Sampling:
-    max_new_tokens: int = 64  # the longest continuation, in tokens
-    temperature: float = 0.0  # 0 = greedy
-    top_k: int | None = None  # sample among the k most likely tokens (None: no limit)
-    top_p: float | None = None  # ... and within the nucleus of probability p (None: no limit)
-    beam: int = 1  # > 1: beam search of this width
-    seed: int | None = None  # makes sampling reproducible
-    # An answer whose confidence (confidence.py) is below this is replaced by "I don't know";
-    # None: always the answer. Applied to a finished answer, after decoding.
-    min_confidence: float | None = None
+    """How tokens are chosen, and what becomes of the answer (module docstring). Each field is a
+    `setting` with its user-facing name, help and rule: the command line's options, the chat's
+    /commands and the server's request fields are all made from them (`settings`)."""
+
+    max_new_tokens: int = setting(64, "the longest answer, in tokens", name="max_tokens", low=0)
+    temperature: float = setting(
+        0.0,
+        "0 = greedy, always the most likely token; higher = more varied",
+        metavar="T",
+        low=0,
+        note="0 means greedy",
+    )
+    top_k: int | None = setting(
+        None, "sample only among the K most likely tokens", metavar="K", low=1
+    )
+    top_p: float | None = setting(
+        None,
+        "sample among the most likely tokens that together reach probability P",
+        metavar="P",
+        low=0,
+        low_open=True,
+        high=1,
+    )
+    beam: int = setting(1, "beam search with this width", metavar="N", chat=False, low=1)
+    seed: int | None = setting(None, "makes sampling reproducible", chat=False, low=0)
+    # Not a way of choosing tokens: applied to the finished answer, after decoding.
+    min_confidence: float | None = setting(
+        None,
+        '"I don\'t know" instead of an answer the model is less sure of (confidence.py)',
+        metavar="P",
+        low=0,
+        high=1,
+    )
 
     def __post_init__(self):
-        if not is_int(self.max_new_tokens) or self.max_new_tokens < 0:
-            raise InputError(f"max_new_tokens must be an integer >= 0, got {self.max_new_tokens!r}")
-        t = self.temperature
-        if not is_number(t):
-            raise InputError(f"temperature must be a number, got {t!r}")
-        if not 0 <= t < float("inf"):
-            raise InputError(f"temperature must be >= 0 (0 means greedy), got {t}")
-        if self.top_k is not None and (not is_int(self.top_k) or self.top_k < 1):
-            raise InputError(
-                f"top_k must be an integer >= 1 (or None for no limit), got {self.top_k!r}"
-            )
-        p = self.top_p
-        if p is not None and (not is_number(p) or not 0 < p <= 1):
-            raise InputError(f"top_p must be a number in (0, 1] (or None), got {p!r}")
-        if not is_int(self.beam) or self.beam < 1:
-            raise InputError(f"beam must be an integer >= 1, got {self.beam!r}")
-        if self.beam > 1 and (t > 0 or self.top_k is not None or p is not None):
+        check_fields(self, "{}", InputError)
+        if self.beam > 1 and (
+            self.temperature > 0 or self.top_k is not None or self.top_p is not None
+        ):
             raise InputError(
                 "beam search is deterministic: use it without temperature, top_k, top_p"
             )
-        if self.seed is not None and (not is_int(self.seed) or self.seed < 0):
-            raise InputError(f"seed must be an integer >= 0 (or None), got {self.seed!r}")
-        c = self.min_confidence
-        if c is not None and (not is_number(c) or not 0 <= c <= 1):
-            raise InputError(f"min_confidence must be a number in [0, 1] (or None), got {c!r}")
+
+
+def settings() -> list[Field]:
+    """Sampling's fields, each with its `metadata`: help, metavar, chat (whether the chat has a
+    /command for it) and rule; `setting_name` is the name users type."""
+    return list(fields(Sampling))
+
+
+def setting_name(f: Field) -> str:
+    return f.metadata["name"] or f.name
+
+
+def setting_type(f: Field) -> type:
+    """int or float: the type of a setting's values (None aside)."""
+    return next(t for t in (get_args(f.type) or (f.type,)) if t is not type(None))
+
+
+def parse_setting(f: Field, text: str):
+    """A setting's value as typed (command line, chat): a number, or off (None) where allowed."""
+    optional = f.default is None
+    if optional and text.lower() in ("off", "none"):
+        return None
+    kind = setting_type(f)
+    try:
+        return kind(text)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        off = " or off" if optional else ""
+        raise InputError(f"{setting_name(f)} takes {noun}{off}, got {text!r}") from None
 
 
 GREEDY = Sampling()  # the default everywhere: 64 tokens, always the most likely one

@@ -3,13 +3,15 @@
 import argparse
 from pathlib import Path
 
-from .generate import CALIBRATED, add_sampling_options, sampling_from_args
+from .generate import add_sampling_options, sampling_from_args
 
 
 def register(sub):
     p = sub.add_parser("chat", help="chat with a model in the terminal")
     p.add_argument("model", type=Path, help="model file (.safetensors or .json)")
-    add_sampling_options(p, min_confidence=CALIBRATED)
+    from ..confidence import DEFAULT_MIN_CONFIDENCE
+
+    add_sampling_options(p, defaults={"min_confidence": DEFAULT_MIN_CONFIDENCE})
     p.add_argument(
         "--history",
         action=argparse.BooleanOptionalAction,

@@ -12,7 +12,7 @@ it.
 
 from pathlib import Path
 
-from .generate import CALIBRATED, _min_confidence, _threshold
+from .generate import add_sampling_options
 
 
 def register(sub):
@@ -20,26 +20,23 @@ def register(sub):
     p.add_argument("model", type=Path)
     p.add_argument("data", type=Path, help="a chat example set, or a folder of them")
     p.add_argument("--show-misses", type=int, default=5, metavar="N", help="print N wrong answers")
-    p.add_argument(
-        "--min-confidence",
-        type=_threshold,
-        default=CALIBRATED,
-        metavar="P|off",
-        help="\"I don't know\" below this confidence (default: the demo's calibrated value)",
-    )
+    from ..confidence import DEFAULT_MIN_CONFIDENCE
+
+    defaults = {"min_confidence": DEFAULT_MIN_CONFIDENCE}
+    add_sampling_options(p, defaults=defaults, only=("min_confidence",))
     p.add_argument("--no-correct", action="store_true", help="read the questions as typed")
     p.add_argument("--calibrate", action="store_true", help="choose min_confidence on DATA")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
-    from ..errors import InputError
     from ..model import load_model
+    from ..prompts import require_tokenizer
+    from ..sampling import Sampling
 
     model = load_model(args.model)
-    if model.tokenizer is None:
-        raise InputError(f"{args.model}: the model has no tokenizer, so it cannot read text")
-    threshold = _min_confidence(args.min_confidence)
+    require_tokenizer(model, str(args.model))
+    threshold = Sampling(min_confidence=args.min_confidence).min_confidence  # checked
     if args.data.is_dir() or args.calibrate:
         return _categories(model, args, threshold)
     return _file(model, args, threshold)

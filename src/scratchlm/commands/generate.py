@@ -12,63 +12,35 @@ import json
 import sys
 from pathlib import Path
 
-CALIBRATED = "calibrated"  # --min-confidence's default in chat: confidence.DEFAULT_MIN_CONFIDENCE
 
+def add_sampling_options(p, beam=False, defaults=None, only=None) -> None:
+    """The decoding options `generate` and `chat` share, one per `Sampling` setting (its name,
+    help and default; `defaults` changes some; beam search only where `beam`; `only`: these
+    settings alone); `sampling_from_args` reads them."""
+    from ..sampling import parse_setting, setting_name, settings
 
-def add_sampling_options(p, beam=False, min_confidence=None) -> None:
-    """The decoding options `generate` and `chat` share; `sampling_from_args` reads them."""
-    p.add_argument(
-        "--temperature",
-        type=float,
-        default=0.0,
-        help="0 = greedy, always the most likely token (default); higher = more varied",
-    )
-    p.add_argument("--top-k", type=int, help="sample only among the K most likely tokens")
-    p.add_argument(
-        "--top-p", type=float, help="sample among the most likely tokens reaching probability P"
-    )
-    p.add_argument("--max-tokens", type=int, default=64, help="longest answer (default 64 tokens)")
-    p.add_argument("--seed", type=int, help="makes sampling reproducible")
-    if beam:
-        p.add_argument("--beam", type=int, default=1, help="beam search with this width")
-    default = "the demo's calibrated value" if min_confidence == CALIBRATED else "off"
-    p.add_argument(
-        "--min-confidence",
-        type=_threshold,
-        default=min_confidence,
-        metavar="P|off",
-        help=f'answer "I don\'t know" below this confidence, 0 to 1 (default: {default})',
-    )
-
-
-def _threshold(text: str):
-    """--min-confidence's value: a number, off, or (chat's default) CALIBRATED."""
-    if text == CALIBRATED:
-        return text
-    return None if text.lower() == "off" else float(text)
+    defaults = defaults or {}
+    for f in settings():
+        if (f.name == "beam" and not beam) or (only is not None and f.name not in only):
+            continue
+        default = defaults.get(f.name, f.default)
+        shown = "off" if default is None else default
+        meta = f.metadata
+        p.add_argument(
+            "--" + setting_name(f).replace("_", "-"),
+            dest=f.name,
+            type=lambda text, f=f: parse_setting(f, text),
+            default=default,
+            metavar=(meta["metavar"] or "N") + ("|off" if f.default is None else ""),
+            help=f"{meta['help']} (default: {shown})",
+        )
 
 
 def sampling_from_args(args):
     """The `Sampling` the options of `add_sampling_options` describe (checked: InputError)."""
-    from ..sampling import Sampling
+    from ..sampling import Sampling, settings
 
-    return Sampling(
-        max_new_tokens=args.max_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        beam=getattr(args, "beam", 1),
-        seed=args.seed,
-        min_confidence=_min_confidence(args.min_confidence),
-    )
-
-
-def _min_confidence(value):
-    if value == CALIBRATED:
-        from ..confidence import DEFAULT_MIN_CONFIDENCE
-
-        return DEFAULT_MIN_CONFIDENCE
-    return value
+    return Sampling(**{f.name: getattr(args, f.name) for f in settings() if hasattr(args, f.name)})
 
 
 def register(sub):
@@ -81,30 +53,21 @@ def register(sub):
 
 
 def main(args) -> int:
-    from ..chat import MAX_PROMPT_CHARS, TextStream
-    from ..checks import check_text
     from ..confidence import DONT_KNOW, answer_logprobs, confidence
-    from ..errors import InputError
     from ..fileio import decode_utf8
     from ..generate import generate_batch, generate_stream
     from ..model import load_model
+    from ..prompts import TextStream, check_prompt_text, fit, require_tokenizer
 
     sampling = sampling_from_args(args)
     if args.prompt == "-":
         prompt = decode_utf8(Path("<standard input>"), sys.stdin.buffer.read())
     else:
-        prompt = check_text(args.prompt, "the prompt")  # undecodable argv bytes: lone surrogates
-    if not prompt.strip():
-        raise InputError("the prompt is empty")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise InputError(
-            f"the prompt has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}"
-        )
+        prompt = args.prompt  # undecodable argv bytes are lone surrogates: refused as not Unicode
+    check_prompt_text(prompt)
     model = load_model(args.model)
-    tok = model.tokenizer
-    if tok is None:
-        raise InputError(f"{args.model} has no tokenizer, so it cannot read or write text")
-    ids = tok.encode(prompt)
+    tok = require_tokenizer(model, str(args.model))
+    ids = fit(tok.encode(prompt), model.config.max_seq_len, sampling.max_new_tokens)
     if args.json or sampling.beam > 1 or sampling.min_confidence is not None:
         tokens = generate_batch(model, [ids], sampling)[0]
         ended = len(tokens) < sampling.max_new_tokens

@@ -46,6 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..confidence import confidence, token_logprobs
 from ..errors import ServerBusyError
 from ..generate import KVCacheDecoder, beam_search
 from ..layers.activations import log_softmax
@@ -91,15 +92,22 @@ class Job:
         self.top = top  # None: no log-probabilities; k: the chosen token's and k alternatives
         # How the next token is drawn, without the parts that differ between requests: rows with
         # equal draws are drawn together. Greedy needs no generator.
-        self.draw = dataclasses.replace(sampling, max_new_tokens=0, seed=None)
+        self.draw = dataclasses.replace(sampling, max_new_tokens=0, seed=None, min_confidence=None)
         self.rng = np.random.default_rng(sampling.seed) if sampling.temperature > 0 else None
         self.generated = 0  # tokens emitted so far
+        # With a min_confidence: the log-probabilities of its tokens, the end's included
+        self.logprobs: list[float] | None = None if sampling.min_confidence is None else []
         self.cancelled = False
         self.finish_reason: str | None = None  # set once the job has ended
 
     def cancel(self) -> None:
         """From any thread: the job's row leaves the batch before the next step."""
         self.cancelled = True
+
+    @property
+    def confidence(self) -> float | None:
+        """How sure the model is of the answer so far (confidence.py), with a min_confidence."""
+        return None if self.logprobs is None else confidence(self.logprobs)
 
 
 class RowGenerators:
@@ -252,6 +260,7 @@ class Engine:
             rng = None if draw.temperature == 0 else RowGenerators([self.rows[b].rng for b in rows])
             tokens[rows] = next_tokens(self.logits[rows], draw, rng)
         logprobs = self._logprobs(tokens)
+        self._judge(tokens)
         for b, job in enumerate(self.rows):
             if tokens[b] == job.eos_id:
                 self._finish(job, "stop")
@@ -277,6 +286,14 @@ class Engine:
             ids = top[i, : self.rows[b].top]
             out[b] = Logprobs(float(lp[i, tokens[b]]), ids.tolist(), lp[i, ids].tolist())
         return out
+
+    def _judge(self, tokens) -> None:
+        """Add the drawn tokens' log-probabilities (end-of-sequence included) to the jobs that
+        judge their answers by a min_confidence (confidence.py): the raw logits' log-softmax."""
+        rows = [b for b, job in enumerate(self.rows) if job.logprobs is not None]
+        if rows:
+            for b, lp in zip(rows, token_logprobs(self.logits[rows], tokens[rows]), strict=True):
+                self.rows[b].logprobs.append(float(lp))
 
     def _keep(self, keep) -> np.ndarray:
         """Keep the rows marked True (B booleans); the others leave the batch, the last rows moving

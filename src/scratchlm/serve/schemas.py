@@ -11,10 +11,10 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..errors import InputError, RequestError
-from ..sampling import Sampling
+from ..sampling import Sampling, setting_name, setting_type, settings
 from .engine import MAX_TOP_LOGPROBS
 
 MAX_BODY_BYTES = 256 * 1024  # a prompt is at most 10,000 characters: this leaves room for JSON
@@ -22,7 +22,6 @@ MAX_TOKENS = 1024  # the largest max_tokens a request may ask for
 MAX_STOPS = 4  # stop strings per request, as in the OpenAI API
 MAX_N = 8  # answers per request: each is a row of the batch
 MAX_LOGPROBS = 5  # alternatives per token on /v1/completions, as in the OpenAI API
-DEFAULT_MAX_TOKENS = Sampling().max_new_tokens
 
 
 class Body(BaseModel):
@@ -54,16 +53,24 @@ class StreamOptions(Body):
     include_usage: bool = False
 
 
-class CompletionFields(Body):
-    """What both completion routes accept; `top_k`, `beam` and `ignore_eos` are our extensions."""
+def _sampling_fields() -> type[Body]:
+    """A body's decoding settings: one optional field per `Sampling` setting, by the name users
+    type (max_tokens, temperature, top_p, and our extensions top_k, beam, min_confidence), null
+    or absent for its default. `Sampling` checks the values (`sampling_of`); the schema checks
+    their types, and caps max_tokens for a server."""
+    fields = {}
+    for f in settings():
+        kind = setting_type(f) | None
+        if setting_name(f) == "max_tokens":
+            kind = Annotated[int, Field(ge=0, le=MAX_TOKENS)] | None
+        fields[setting_name(f)] = (kind, None)
+    return create_model("SamplingFields", __base__=Body, **fields)
+
+
+class CompletionFields(_sampling_fields()):
+    """What both completion routes accept; `ignore_eos` is our extension."""
 
     model: str
-    max_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS)] | None = None
-    temperature: float | None = None  # default 0: greedy, as everywhere in scratchlm
-    top_p: float | None = None
-    top_k: int | None = None
-    beam: int = 1
-    seed: int | None = None
     stop: Any = None  # a string or a list of up to MAX_STOPS strings (checked in `stop_strings`)
     n: Annotated[int, Field(ge=1, le=MAX_N)] | None = None  # None: 1
     stream: bool | None = None
@@ -131,16 +138,12 @@ def _validation_error(e: ValidationError) -> RequestError:
 
 def sampling_of(body: CompletionFields) -> Sampling:
     """The request's decoding settings, checked by `Sampling` itself (the one place for it)."""
-    max_tokens = DEFAULT_MAX_TOKENS if body.max_tokens is None else body.max_tokens
+    given = {f.name: getattr(body, setting_name(f)) for f in settings()}
     try:
-        sampling = Sampling(
-            max_tokens, body.temperature or 0.0, body.top_k, body.top_p, body.beam, body.seed
-        )
-    except InputError as e:  # its messages start with the field's name
-        field = str(e).split()[0]
-        raise RequestError(
-            str(e), param=field if field in type(body).model_fields else None
-        ) from None
+        sampling = Sampling(**{name: value for name, value in given.items() if value is not None})
+    except InputError as e:  # its messages start with the setting's name
+        name = {f.name: setting_name(f) for f in settings()}.get(str(e).split()[0])
+        raise RequestError(str(e), param=name) from None
     if sampling.beam > 1:  # one answer, known only at the end, without a distribution per token
         if body.stream:
             raise RequestError(
@@ -150,6 +153,8 @@ def sampling_of(body: CompletionFields) -> Sampling:
             raise RequestError("beam search gives one answer: n must be 1", param="n")
         if body.top_logprobs_asked() is not None:
             raise RequestError("beam search gives no logprobs", param="logprobs")
+        if sampling.min_confidence is not None:
+            raise RequestError("beam search gives no confidence", param="min_confidence")
     return sampling
 
 

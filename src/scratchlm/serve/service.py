@@ -22,9 +22,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from .. import chat_format
-from ..chat import MAX_PROMPT_CHARS
 from ..errors import InputError, RequestError
 from ..look_inside import conversation_inside
+from ..prompts import check_prompt_text, conversation_ids, fit, require_tokenizer
 from ..sampling import Sampling
 from .engine import Engine, Job
 from .responses import CHAT, TEXT, Reply, Route
@@ -49,11 +49,10 @@ class Service:
     with does not matter). With `api_key`, the /v1 routes need it."""
 
     def __init__(self, model, name: str, api_key=None, aliases=None, engine: Engine | None = None):
-        if model.tokenizer is None:
-            raise InputError("this model has no tokenizer, so it cannot read or write text")
+        self.tok = require_tokenizer(model)
         self.model, self.name, self.api_key = model, name, api_key
         self.names = None if aliases is None else [name, *aliases]  # None: any name
-        self.tok, self.window = model.tokenizer, model.config.max_seq_len
+        self.window = model.config.max_seq_len
         self.engine = Engine(model) if engine is None else engine
         self.mailbox = None  # the streaming.Mailbox of the running event loop (set by the app)
 
@@ -82,24 +81,13 @@ class Service:
                 code="model_not_found",
             )
 
-    def encode(self, text: str, param: str) -> list[int]:
-        """The prompt's token ids, refused when empty or over the character or token limit."""
-        if not text.strip():
-            raise RequestError(f"{param} is empty", param=param)
-        if len(text) > MAX_PROMPT_CHARS:
-            raise RequestError(
-                f"{param} has {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,}",
-                param=param,
-                code="context_length_exceeded",
-            )
-        ids = self.tok.encode(text)
-        if len(ids) > self.window:
-            raise RequestError(
-                f"{param} has {len(ids)} tokens; the model's context window is {self.window}",
-                param=param,
-                code="context_length_exceeded",
-            )
-        return ids
+    def checked(self, text: str, param: str) -> str:
+        """The prompt text, refused when it is empty or over the character limit."""
+        try:
+            return check_prompt_text(text, param)
+        except InputError as e:
+            code = "context_length_exceeded" if text.strip() else None
+            raise RequestError(str(e), param=param, code=code) from None
 
     # ------------------------------------------------------------------------------ answers
 
@@ -108,7 +96,9 @@ class Service:
         messages = conversation(body.messages)
         if messages[-1][0] != "user":
             raise RequestError("the last message must be the user's", param="messages")
-        ids = self.encode(chat_format.reply_prompt(messages), "messages")
+        self.checked(chat_format.reply_prompt(messages), "messages")
+        room = sampling_of(body).max_new_tokens
+        ids, _ = conversation_ids(self.tok, messages, self.window, room)  # prompts.py's policy
         response = await self._complete(request, body, ids, CHAT)
         if len(messages) < len(body.messages):
             response.headers[WARNING_HEADER] = SYSTEM_DROPPED
@@ -116,7 +106,9 @@ class Service:
 
     async def completion(self, request: Request, body: CompletionRequest):
         self.check_model(body.model)
-        return await self._complete(request, body, self.encode(body.prompt, "prompt"), TEXT)
+        ids = self.tok.encode(self.checked(body.prompt, "prompt"))
+        ids = fit(ids, self.window, sampling_of(body).max_new_tokens)  # prompts.py's policy
+        return await self._complete(request, body, ids, TEXT)
 
     async def inspect(self, body: InspectRequest) -> dict:
         """What one forward pass computed over the conversation (look_inside.py)."""
@@ -150,7 +142,10 @@ class Service:
         stops = stop_strings(body.stop)
         jobs, events = self._generation(request, body, ids)
         logprobs = body.top_logprobs_asked() is not None
-        answers = [Answer(self.tok, stops, route.chat, logprobs) for _ in range(body.n or 1)]
+        threshold = sampling_of(body).min_confidence
+        answers = [
+            Answer(self.tok, stops, route.chat, logprobs, threshold) for _ in range(body.n or 1)
+        ]
         reply = Reply(route, self.name, len(ids), answers)
         updates = answer_updates(events, answers, jobs)
         if body.stream:

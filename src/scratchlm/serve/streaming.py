@@ -3,7 +3,7 @@
 - `Mailbox` hands the engine's events from its thread over to the event loop;
 - `job_events` / `beam_events` give a request's events, (choice, token, reason, logprobs), in
   lists of all those that have arrived (the jobs are cancelled when the client goes away);
-- `Answer` turns one choice's tokens into final text (chat.TextStream), cut before the first stop
+- `Answer` turns one choice's tokens into final text (prompts.TextStream), cut before the first stop
   string, and keeps its tokens' log-probabilities;
 - `answer_updates` feeds the events to the answers and says which have news.
 """
@@ -17,7 +17,8 @@ from contextlib import aclosing
 
 from fastapi import Request
 
-from ..chat import TextStream
+from ..confidence import DONT_KNOW
+from ..prompts import TextStream
 from .engine import Job, Logprobs
 
 logger = logging.getLogger("scratchlm")
@@ -26,13 +27,25 @@ FLUSH_INTERVAL_S = 0.01  # the least time between two deliveries of tokens (Mail
 
 
 class Answer:
-    """An answer as the engine makes it: tokens in, final text out (chat.TextStream), cut before
-    the first stop string. Text that may be the start of a stop string is held back until the next
-    tokens tell; `strip_start` drops the space the chat template leaves before a reply. With
-    `logprobs`, each token counted (`tokens`) keeps its (id, `Logprobs`) in `logprobs`."""
+    """An answer as the engine makes it: tokens in, final text out (prompts.TextStream), cut
+    before the first stop string. Text that may be the start of a stop string is held back until
+    the next tokens tell; `strip_start` drops the space the chat template leaves before a reply.
+    With `logprobs`, each token counted (`tokens`) keeps its (id, `Logprobs`) in `logprobs`. With
+    a `min_confidence`, the answer is judged whole: nothing goes out before its end, and then
+    either it, or "I don't know" (`withheld`) when the job's `confidence` is below it."""
 
-    def __init__(self, tokenizer, stops: list[str], strip_start: bool, logprobs: bool = False):
+    def __init__(
+        self,
+        tokenizer,
+        stops: list[str],
+        strip_start: bool,
+        logprobs: bool = False,
+        min_confidence: float | None = None,
+    ):
         self.tokenizer = tokenizer
+        self.min_confidence = min_confidence
+        self.confidence: float | None = None  # the job's, set at its end (answer_updates)
+        self.withheld = False
         self.stream = TextStream(tokenizer)
         self.stops, self.strip_start = stops, strip_start
         self.text = ""  # the final text so far
@@ -62,14 +75,21 @@ class Answer:
         cut = min((k for s in self.stops if (k := self.text.find(s)) >= 0), default=-1)
         if cut >= 0:
             self.text, self.finish_reason = self.text[:cut], "stop"
+        if self.min_confidence is not None:
+            if self.finish_reason is None:
+                return ""  # judged whole: held back until the end
+            if self.confidence is not None and self.confidence < self.min_confidence:
+                self.text, self.withheld = DONT_KNOW, True
         end = len(self.text) if self.finish_reason else len(self.text) - self._stop_prefix()
         piece = self.text[self.sent : max(end, self.sent)]
         self.sent += len(piece)
         return piece
 
     def take_logprobs(self) -> list[tuple[int, Logprobs, int]]:
-        """The log-probabilities of the tokens received since the last call."""
-        if self.logprobs is None:
+        """The log-probabilities of the tokens received since the last call (none for the text
+        held back until a judged answer's end, and none for an answer withheld)."""
+        held = self.min_confidence is not None and self.finish_reason is None
+        if self.logprobs is None or self.withheld or held:
             return []
         taken = self.logprobs[self.logprobs_sent :]
         self.logprobs_sent = len(self.logprobs)
@@ -190,6 +210,8 @@ async def answer_updates(events, answers: list[Answer], jobs: list[Job]):
             news: dict[int, str] = {}
             for choice, token, reason, logprobs in arrived:
                 answer = answers[choice]
+                if jobs and (reason is not None or answer.finish_reason is None):
+                    answer.confidence = jobs[choice].confidence  # read before it is judged
                 if answer.finish_reason is None:
                     news[choice] = news.get(choice, "") + answer.add(token, reason, logprobs)
                     if answer.finish_reason == "stop" and reason is None and jobs:
