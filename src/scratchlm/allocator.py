@@ -2,14 +2,14 @@
 
 A training step allocates and frees many temporaries of several megabytes (the attention arrays,
 the (B, T, V) logits). By default glibc returns such blocks to the kernel on free, so the next step
-touches fresh pages and pays a page fault per 4 KiB: measured here, a quarter of the step time of
-the larger benchmark config. Telling glibc never to serve large blocks by mmap and never to trim its
+touches fresh pages and pays a page fault per 4 KiB: a large part of the step time of the larger
+benchmark config (benchmarks/train_step.py). Telling glibc never to serve large blocks by mmap and never to trim its
 heap (mallopt(3): M_MMAP_MAX = 0, M_TRIM_THRESHOLD = -1) makes it reuse those blocks.
 
 The trainer's shard threads (parallel.py) allocate from arenas of their own, made of heaps of at
 most 64 MiB, and glibc unmaps such a heap as soon as it is empty, whatever the trim threshold: each
-shard of the larger config then paid ~8,400 page faults per update, and two threads faulting at
-once slowed the update by 3-4%. A top pad (M_TOP_PAD) of two heaps' size keeps every heap mapped
+shard of the larger config then paid thousands of page faults per update, and two threads
+faulting at once slowed the update measurably (tests/test_allocator.py counts the faults). A top pad (M_TOP_PAD) of two heaps' size keeps every heap mapped
 (glibc deletes one only when more than the pad would remain free); in the main heap it only
 reserves address space, which costs nothing until it is touched. The price of all three settings
 is that the process keeps its peak memory until it exits, which suits training.

@@ -47,7 +47,7 @@ class TrainingDivergedError(ScratchLMError):
 
 
 class RequestError(ScratchLMError, ValueError):
-    """A request the server refuses (serve/app.py): `status` is its HTTP status, `param` the
+    """A request the server refuses (serve/): `status` is its HTTP status, `param` the
     request field at fault (or None) and `code` a short machine-readable reason (or None)."""
 
     def __init__(self, message: str, status: int = 400, param=None, code=None):

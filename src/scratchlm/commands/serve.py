@@ -1,4 +1,4 @@
-"""`scratchlm serve MODEL`: an OpenAI-compatible HTTP API and a chat page (see serve/app.py).
+"""`scratchlm serve MODEL`: an OpenAI-compatible HTTP API and a chat page (see serve/).
 
 It binds 127.0.0.1 unless told otherwise: anyone who can reach the port can use the model, so give
 `--api-key` (or $SCRATCHLM_API_KEY, which `ps` does not show) before opening it to a network.
@@ -6,8 +6,7 @@ It binds 127.0.0.1 unless told otherwise: anyone who can reach the port can use 
 
 BLAS runs on one thread unless $OPENBLAS_NUM_THREADS or $OMP_NUM_THREADS says otherwise: a decoding
 step multiplies matrices of a few rows, where BLAS threads cost more than they bring, and they
-would fight the event loop and the model worker for the cores (measured on 2 shared cores: 16
-concurrent streams went from 2.5 times slower than sequential to 7 times faster).
+would fight the event loop and the model worker for the cores (benchmarks/serve.py shows it).
 """
 
 import os

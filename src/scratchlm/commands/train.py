@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..fileio import check_file, os_errors
 from ..optim import OPTIMIZERS
+from ..tokenizers import TOKENIZERS
 from ..trainer import TrainConfig
 
 TRAIN_OPTIONS = {  # command-line option -> TrainConfig field
@@ -51,7 +52,7 @@ def add_run_options(p) -> None:
     data.add_argument(
         "--val", type=Path, metavar="FILE", help="held-out chat examples: scored, not trained on"
     )
-    p.add_argument("--tokenizer", choices=("word", "char", "bpe"))
+    p.add_argument("--tokenizer", choices=tuple(TOKENIZERS))
     p.add_argument("--vocab-size", type=int, help="bpe: the vocabulary to train to")
     p.add_argument("--config", type=Path, help="TOML file with [model] and [train] tables")
     p.add_argument("--epochs", type=int, help="pre-training epochs (example sets)")
