@@ -3,7 +3,7 @@ backward.
 
     h = tok_emb[x] + pos_emb[:T]              (then dropout, when training asks for it)
     h = block^depth(h)                       (block.py; per-token adaptive depth in act.py)
-    logits = DyT(h; norm_f) @ head.w
+    logits = Norm(h; norm_f) @ head.w         (the config's norm: DyT by default; parts.py)
     loss = masked mean of -log softmax(logits)[target]
            (+ ponder_weight * masked mean of N_t + R_t with adaptive depth)
 
@@ -22,8 +22,8 @@ key/value cache (kvcache.py) that the attention reads and extends. Generation it
 sampling, beam search) lives in generate.py.
 
 The parameters are a flat dict `name -> ndarray` with the names and shapes of the table in
-params.py.
-This file validates the caller's arrays; the layers below trust theirs. A config of more than
+params.py; a forward call reads them grouped by part (`params.weights`), and `load_model` builds a
+model from a file's tensors without drawing any. This file validates the caller's arrays; the layers below trust theirs. A config of more than
 `MAX_PARAMETERS` parameters is refused before anything is allocated (a clear error, not a
 MemoryError from NumPy).
 """
@@ -55,9 +55,8 @@ from .params import (
 from .sampling import Sampling
 
 DTYPES = ("float32", "float64")
-MAX_PARAMETERS = (
-    2**30
-)  # 4 GiB of float32 weights, four times that to train: far past NumPy on a CPU
+# 4 GiB of float32 weights, four times that to train: far past NumPy on a CPU
+MAX_PARAMETERS = 2**30
 
 
 class ForwardCache(NamedTuple):
