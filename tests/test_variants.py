@@ -328,3 +328,45 @@ def test_a_config_without_the_new_fields_is_the_model_of_section_2():
     old = {"vocab_size": 11, **TINY}  # what model files written before the variants hold
     cfg = ModelConfig.from_dict(old)
     assert (cfg.norm, cfg.position, cfg.ffn, cfg.share_weights) == ("dyt", "cope", "swiglu", True)
+
+
+# ------------------------------------------------------------------------------ every surface
+
+
+def test_a_variant_trains_chats_evaluates_and_serves_through_the_command_line(tmp_path, capsys):
+    """A stack of RMSNorm blocks with RoPE and GELU, trained with Muon by `scratchlm train`, works
+    with generate, eval, info, the chat session and a real server, whose look-inside has no CoPE
+    positions to show."""
+    import json
+
+    import httpx
+    from serving import serving
+
+    from scratchlm.chat import ChatSession
+    from scratchlm.cli import main
+
+    chat = ["User: What colour is the sky? Assistant: The sky is blue . </s>"] * 4
+    (tmp_path / "c.json").write_text(json.dumps(chat))
+    (tmp_path / "v.toml").write_text(
+        "[model]\nd_model = 16\nn_heads = 2\nd_ff = 24\ndepth = 2\nmax_seq_len = 24\n"
+        'norm = "rmsnorm"\nposition = "rope"\nffn = "gelu"\nshare_weights = false\n'
+        '[train]\noptimizer = "muon"\nepochs = 3\nbatch_size = 2\n'
+    )
+    out = tmp_path / "v.safetensors"
+    argv = ["train", "--chat", str(tmp_path / "c.json"), "--config", str(tmp_path / "v.toml")]
+    assert main([*argv, "--output", str(out)]) == 0
+    assert main(["generate", str(out), "User: What colour is the sky? Assistant:", "--json"]) == 0
+    assert main(["eval", str(out), str(tmp_path / "c.json")]) == 0
+    assert main(["info", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert '"completion"' in said and "exact_answers=" in said and "blocks.1.attn.wq" not in said
+    model = load_model(out)
+    assert model.config.position == "rope" and "blocks.1.ffn.w1" in model.params
+    assert "".join(ChatSession(model, history=False).reply("What colour is the sky?"))
+    with serving(out) as server:
+        body = {"model": "v", "messages": [{"role": "user", "content": "What colour is the sky?"}]}
+        reply = httpx.post(server.url + "v1/chat/completions", json=body, timeout=60).json()
+        assert reply["choices"][0]["message"]["content"]
+        inside = httpx.post(server.url + "v1/inspect", json=body, timeout=60).json()
+        assert inside["position"] == "rope" and inside["positions"] is None
+        assert len(inside["attention"]) == len(inside["tokens"])

@@ -21,6 +21,7 @@ handled: batches (one sequence at a time), the gates and the scores before the s
 import numpy as np
 
 from . import chat_format
+from .prompts import fit
 from .errors import InputError
 
 
@@ -68,15 +69,17 @@ def conversation_inside(model, messages: list[tuple[str, str]], step: int, head:
     where the last reply starts, the model's shape and the arrays rounded for display."""
     tok, cfg = model.tokenizer, model.config
     full = tok.encode(chat_format.render(messages))
-    ids = full[-cfg.max_seq_len :]
+    ids = fit(full, cfg.max_seq_len, 0)  # the most recent window (prompts.py), as decoding saw it
     reply = messages[-1][0] == "assistant"
     start = len(tok.encode(chat_format.reply_prompt(messages[:-1]))) if reply else len(full)
     inside = look_inside(model, ids, step, head)
+    positions = inside["positions"]
     return {
         "tokens": [tok.decode([i], skip_special=False) for i in ids],
         "answer_start": max(0, start - (len(full) - len(ids))),
         "adaptive_depth": cfg.adaptive_depth,
         "heads": cfg.n_heads,
+        "position": cfg.position,  # the position scheme: CoPE positions only for "cope"
         "cope_max_pos": cfg.cope_max_pos,
         "step": step,
         "head": head,
@@ -84,5 +87,5 @@ def conversation_inside(model, messages: list[tuple[str, str]], step: int, head:
         "depth": inside["depth"].tolist(),
         "running": inside["running"].tolist(),
         "attention": inside["attention"].astype(float).round(4).tolist(),
-        "positions": inside["positions"].astype(float).round(3).tolist(),
+        "positions": None if positions is None else positions.astype(float).round(3).tolist(),
     }
