@@ -31,7 +31,9 @@ def check(forward, backward, arrays: dict, seed=0):
     out, cache = forward()
     R = rand(seed + 100, *out.shape)
     grads = backward(R, cache)
-    assert_grads_close(lambda: np.sum(forward()[0] * R), arrays, dict(zip(arrays, grads)))
+    assert_grads_close(
+        lambda: np.sum(forward()[0] * R), arrays, dict(zip(arrays, grads, strict=True))
+    )
 
 
 def test_post_norm():

@@ -19,8 +19,8 @@ from scratchlm.reason.trm import (
     heads_forward,
     initial_state,
     run_calls,
+    step_losses,
     supervision_step,
-    _losses,
 )
 
 TINY = dict(d_model=4, n_heads=2, n_cells=4, n_registers=1, expansion=1.0, n=2, T=2, n_layers=2)
@@ -30,7 +30,7 @@ def tiny(seed=0, **kw):
     cfg = ReasonConfig(**(TINY | kw))
     params = init_params(cfg, seed, dtype="float64")
     rng = np.random.default_rng(seed + 1)
-    for name, p in params.items():  # away from the zero / constant inits: every path carries
+    for p in params.values():  # away from the zero / constant inits: every path carries
         p += rng.standard_normal(p.shape) * 0.3
     puzzles = rng.integers(0, 7, size=(2, cfg.n_cells))
     solutions = rng.integers(1, 7, size=(2, cfg.n_cells))
@@ -59,7 +59,7 @@ def _graded_loss(params, puzzles, solutions, y, z, cfg):
     kinds = call_kinds(cfg)[-cfg.grad_calls :]
     y, z, _ = run_calls(x, y, z, fuse(params, cfg), cfg, kinds, 0)
     logits, q = heads_forward(y, params, cfg)
-    _, _, (ce, bce, _, _) = _losses(logits, q, solutions, cfg)
+    _, _, (ce, bce, _, _) = step_losses(logits, q, solutions, cfg)
     return ce + cfg.halt_weight * bce
 
 
@@ -98,13 +98,13 @@ def test_supervision_step(kw):
         assert rel_error(numerical_grad(whole, params[name]), step.grads[name]) > 1e-3
 
 
-def test_direct_network_step():
-    for n_layers in (2, 3):
-        cfg, params, puzzles, solutions = tiny(kind="direct", n_layers=n_layers)
-        assert "halt.w" not in params and "y_init" not in params
-        step = supervision_step(params, puzzles, None, None, cfg, solutions, grads=True)
-        f = lambda: supervision_step(params, puzzles, None, None, cfg, solutions).loss  # noqa: E731
-        assert_grads_close(f, params, step.grads)
+@pytest.mark.parametrize("n_layers", [2, 3])
+def test_direct_network_step(n_layers):
+    cfg, params, puzzles, solutions = tiny(kind="direct", n_layers=n_layers)
+    assert "halt.w" not in params and "y_init" not in params
+    step = supervision_step(params, puzzles, None, None, cfg, solutions, grads=True)
+    f = lambda: supervision_step(params, puzzles, None, None, cfg, solutions).loss  # noqa: E731
+    assert_grads_close(f, params, step.grads)
 
 
 def test_carry_and_determinism():

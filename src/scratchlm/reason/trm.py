@@ -133,7 +133,7 @@ def heads_backward(dlogits, dq, y, params, cfg: ReasonConfig):
     return dy, grads
 
 
-def _losses(logits, q, solutions, cfg: ReasonConfig):
+def step_losses(logits, q, solutions, cfg: ReasonConfig):
     """-> predicted, correct, loss parts and their caches."""
     predicted = logits.argmax(axis=-1)
     if solutions is None:
@@ -160,7 +160,7 @@ def supervision_step(params, puzzles, y, z, cfg: ReasonConfig, solutions=None, g
     else:
         y, z, tape = run_calls(x, y, z, fused, cfg, call_kinds(cfg), cfg.grad_calls if grads else 0)
     logits, q = heads_forward(y, params, cfg)
-    predicted, correct, parts = _losses(logits, q, solutions, cfg)
+    predicted, correct, parts = step_losses(logits, q, solutions, cfg)
     ce, bce = (parts[0], parts[1]) if parts else (float("nan"), float("nan"))
     step = Step(y, z, predicted, q, correct, ce + cfg.halt_weight * bce, ce, bce, None)
     if not grads:
