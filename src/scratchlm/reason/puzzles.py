@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import DataError, WriteError
+from ..fileio import atomic_write, check_file
 from .sudoku import N_CELLS, SIZE, singles_rounds, solutions
 
 LEVELS = ("easy", "medium", "hard", "expert")
@@ -143,3 +145,29 @@ def augment(puzzles, sols, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     new_puzzles = relabel[rows, np.take_along_axis(puzzles, cells, axis=1)]
     new_sols = relabel[rows, np.take_along_axis(sols, cells, axis=1)]
     return new_puzzles, new_sols
+
+
+def save_set(path, data: PuzzleSet) -> None:
+    """Write a puzzle set as a .npz file (plain arrays, no pickle), atomically."""
+    with atomic_write(path, WriteError) as f:
+        np.savez(f, puzzles=data.puzzles, solutions=data.solutions, levels=data.levels)
+
+
+def load_set(path) -> PuzzleSet:
+    """A puzzle set written by `save_set`; DataError if it is not one."""
+    check_file(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = PuzzleSet(f["puzzles"], f["solutions"], f["levels"])
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(
+            f"{path}: not a puzzle set (.npz of puzzles, solutions, levels): {e}"
+        ) from e
+    n = len(data.puzzles)
+    if (
+        data.puzzles.shape != (n, N_CELLS)
+        or data.solutions.shape != (n, N_CELLS)
+        or data.levels.shape != (n,)
+    ):
+        raise DataError(f"{path}: the arrays of the puzzle set have inconsistent shapes")
+    return data
