@@ -58,7 +58,7 @@ class Trainer:
             weight_decay=settings.weight_decay,
             no_decay=lambda name: False,
         )
-        self.ema = {n: p.copy() for n, p in model.params.items()}
+        self.ema = {n: p.copy() for n, p in trained.items()}
         self.step, self.train_seconds, self.samples = 0, 0.0, 0
         self.puzzles = np.zeros((B, cfg.n_cells), dtype=np.int64)
         self.solutions = np.zeros_like(self.puzzles)
@@ -105,10 +105,9 @@ class Trainer:
         self.opt.step(step.grads, lr=self.lr())
         self.step += 1
         decay = min(s.ema, (1 + self.step) / (10 + self.step)) if s.ema else 0.0
-        for name, p in self.model.params.items():
-            e = self.ema[name]
+        for name, e in self.ema.items():
             e *= decay
-            e += (1 - decay) * p
+            e += (1 - decay) * self.model.params[name]
         if cfg.kind == "direct":
             self.halted[:] = True
         else:
@@ -148,7 +147,7 @@ class Trainer:
 
     def ema_model(self) -> Reasoner:
         """The model with the averaged weights (the model itself without an average)."""
-        params = self.ema if self.s.ema else self.model.params
+        params = self.model.params | (self.ema if self.s.ema else {})
         return Reasoner(
             self.model.config,
             dtype=self.model.dtype,
