@@ -128,7 +128,7 @@ class Trainer:
     def run(self, on_eval: Callable[["Trainer"], None] | None = None, bar=None) -> None:
         """Update until the budget is spent, calling on_eval every `eval_every` minutes and at
         the end; `bar` (a tqdm bar over seconds, or over steps with max_steps) is advanced."""
-        s, next_eval = self.s, 60 * self.s.eval_every
+        s, next_eval, evaluated = self.s, 60 * self.s.eval_every, -1
         while (self.step < s.max_steps) if s.max_steps else (self.train_seconds < 60 * s.minutes):
             t = time.perf_counter()
             self.last = self.update()
@@ -141,9 +141,9 @@ class Trainer:
                 )
             if on_eval is not None and self.train_seconds >= next_eval:
                 on_eval(self)
-                next_eval += 60 * s.eval_every
-        if on_eval is not None:
-            on_eval(self)
+                next_eval, evaluated = next_eval + 60 * s.eval_every, self.step
+        if on_eval is not None and evaluated != self.step:
+            on_eval(self)  # the end, unless its last update was just evaluated
 
     def ema_model(self) -> Reasoner:
         """The model with the averaged weights (the model itself without an average)."""
