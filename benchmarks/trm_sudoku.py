@@ -40,7 +40,7 @@ from scratchlm.reason.train import Trainer, TrainSettings, evaluate
 TRAIN_COUNTS = {0: 500, 1: 1500, 2: 1500, 3: 500}  # puzzles per level; augmented when drawn
 TEST_COUNTS = {0: 200, 1: 200, 2: 300, 3: 500}
 PROGRESS_PUZZLES = 200  # expert test puzzles scored at each progress line
-MODEL = dict(d_model=64, n=3, T=2, n_sup=16)  # the TRM's network and recursion
+MODEL = dict(d_model=16, n=6, T=3, n_sup=16, loss="stablemax")  # the TRM's network and recursion
 TRAINING = dict(batch_size=128, lr=3e-3)
 
 

@@ -42,7 +42,7 @@ def _register_train(cmds):
     m = t.add_argument_group("model")
     m.add_argument("--kind", choices=("trm", "onestep", "direct"), default="trm")
     m.add_argument("--mixer", choices=("mlp", "attention"), default="mlp")
-    m.add_argument("--loss", choices=("softmax", "stablemax"), default="softmax")
+    m.add_argument("--loss", choices=("stablemax", "softmax"), default="stablemax")
     for name, kind in (("d-model", int), ("layers", int), ("n", int), ("T", int), ("n-sup", int)):
         m.add_argument(f"--{name}", type=kind)
     o = t.add_argument_group("training")

@@ -30,7 +30,7 @@ class ReasonConfig:
     task: str = TASK
     kind: str = "trm"
     mixer: str = "mlp"  # "mlp": an MLP across the positions (fixed-size grids); or "attention"
-    d_model: int = 64
+    d_model: int = 16
     n_layers: int = 2
     expansion: float = 4.0  # SwiGLU width: about expansion * 2/3 * its input size, as the paper
     n_heads: int = 4  # attention only
@@ -38,7 +38,7 @@ class ReasonConfig:
     n: int = 6  # latent updates z <- net(x + y + z) per recursion
     T: int = 3  # recursions per supervision step (the first T - 1 without gradients)
     n_sup: int = 16  # supervision steps at most
-    loss: str = "softmax"  # cross-entropy over cells: "softmax" or "stablemax"
+    loss: str = "stablemax"  # cross-entropy over cells: "stablemax" (the paper's code) or "softmax"
     halt_weight: float = 0.5  # weight of the halting head's binary cross-entropy
     n_cells: int = 36
     vocab_size: int = 7
