@@ -86,18 +86,17 @@ def test_evaluate_counts_rule_checked_grids(data):
     assert evaluate(copy_model(), full)["final"] == 1.0
 
 
-def test_training_learns_and_is_deterministic(data):
+@pytest.mark.parametrize("loss", ["stablemax", "softmax"])
+def test_training_learns_and_is_deterministic(data, loss):
     def run():
-        model = Reasoner(ReasonConfig(**SMALL), seed=1)
-        trainer = Trainer(
-            model, data, TrainSettings(max_steps=30, batch_size=8, lr=1e-2, warmup_steps=5, seed=2)
-        )
-        losses = [trainer.update()["ce"] for _ in range(30)]
-        return model, trainer, losses
+        model = Reasoner(ReasonConfig(**SMALL, loss=loss), seed=1)
+        settings = TrainSettings(max_steps=30, batch_size=8, lr=1e-2, warmup_steps=5, seed=2)
+        trainer = Trainer(model, data, settings)
+        return model, trainer, [trainer.update()["ce"] for _ in range(30)]
 
     (m1, t1, l1), (m2, _, l2) = run(), run()
     assert l1 == l2 and all(np.array_equal(m1.params[n], m2.params[n]) for n in m1.params)
-    assert np.mean(l1[-5:]) < np.mean(l1[:5]) - 0.2  # ln 7 = 1.95 at the start
+    assert np.mean(l1[-5:]) < np.mean(l1[:5]) - 0.1  # consecutive losses differ by ~0.03
     assert np.array_equal(t1.ema_model().params["y_init"], m1.params["y_init"])  # never trained
 
 
