@@ -1,6 +1,6 @@
-"""Training speed of this checkout against an earlier commit, measured in one run.
+"""Training and decoding speed of this checkout against an earlier commit, measured in one run.
 
-    python benchmarks/against.py [--baseline 25a3319] [--rounds 3] [--updates 12]
+    python benchmarks/against.py [--baseline 62f926a] [--rounds 3] [--updates 12]
 
 The baseline commit is checked out into a temporary git worktree (removed at the end) and the same
 probe runs on both trees, alternating, each case in a fresh process (the allocator setting is
@@ -16,10 +16,14 @@ moment of the machine does not. The cases:
     large_update         the same for the larger config of train_step.py (batch 8 x 256)
     large_library        `Model.loss_and_grads` alone on the larger config as a library caller
                          runs it: `import scratchlm`, nothing else (BLAS on its default threads)
+    demo_decoding        `Model.generate` with the key/value cache, greedy: 192 new tokens after a
+                         64-token prompt (the 80-token window slides) on the demo's model
+    large_decoding       the same on the larger config
 
-It prints tokens/s and ms per update (median of `--updates` after two warm-up updates; for the
-training case the mean over the run) for each tree, and the speed-up of this checkout. The probe uses
-only what both trees have: `Model`, `ModelConfig`, `Trainer(model, TrainConfig(...))`,
+It prints tokens/s and ms per update or per generated sequence (median of `--updates` after two
+warm-up calls; for the training case the mean over the run) for each tree, and the speed-up of
+this checkout. The probe uses only what both trees have: `Model`, `ModelConfig`, `Model.generate`,
+`Trainer(model, TrainConfig(...))`,
 `Trainer.update(batches, lr)`, `Trainer.fit_corpus(corpus, seq_len, rng, eval_every)`,
 `TokenCorpus.build`, `read_corpus`, `build_tokenizer` and the `Batch` named tuple (inputs, targets,
 mask). The corpus (../shared/data/tinyshakespeare.txt or SCRATCHLM_SHAKESPEARE) is copied into a
@@ -41,12 +45,15 @@ SHAKESPEARE = dict(  # the preset's model (train.CORPUS_MODEL); the training cas
     vocab_size=68, d_model=128, n_heads=4, d_ff=512, depth=3, max_seq_len=64, cope_max_pos=16
 )  # vocabulary of the tree's char tokenizer (the corpus's 65 characters and the specials)
 LARGE = dict(vocab_size=4096, d_model=384, n_heads=6, d_ff=1024, depth=6, max_seq_len=256)
+DEMO = dict(vocab_size=2041, n_heads=4)  # `make demo`'s model: the defaults, 4 heads
 
 CASES = {  # name: (ModelConfig fields, batch, sequence length, kind)
     "shakespeare_training": (SHAKESPEARE, 16, 64, "training"),
     "shakespeare_update": (SHAKESPEARE, 16, 64, "update"),
     "large_update": (LARGE, 8, 256, "update"),
     "large_library": (LARGE, 8, 256, "library"),
+    "demo_decoding": (DEMO, 1, 192, "decoding"),  # batch 1, 192 new tokens
+    "large_decoding": (LARGE, 1, 192, "decoding"),
 }
 
 # Runs inside the tree under test; argv: case as JSON, number of timed updates, training steps,
@@ -74,6 +81,9 @@ inputs, targets = ids[:, :-1], ids[:, 1:]
 mask = np.ones((batch, seq), dtype=np.float32)
 if kind == "library":
     work = lambda: model.loss_and_grads(inputs, targets, mask)
+elif kind == "decoding":
+    prompt = ids[0, :64].tolist()
+    work = lambda: model.generate(prompt, max_new_tokens=seq)
 else:
     from scratchlm import allocator
     allocator.keep_freed_memory()  # as the command line of either tree does
@@ -81,7 +91,10 @@ else:
         from scratchlm.examples import Batch
     except ImportError:
         from scratchlm.data import Batch
-    from scratchlm.train import TrainConfig, Trainer
+    try:
+        from scratchlm.trainer import TrainConfig, Trainer
+    except ImportError:
+        from scratchlm.train import TrainConfig, Trainer
     tc = TrainConfig(batch_size=batch, steps=steps)
     if "threads" in inspect.signature(Trainer).parameters:
         from scratchlm.parallel import threads_per_process
@@ -122,7 +135,7 @@ def probe(tree: Path, case: str, args, corpus: Path) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--baseline", default="25a3319", help="a commit (default: issue 15's start)"
+        "--baseline", default="62f926a", help="a commit (default: before the swappable parts)"
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--updates", type=int, default=12)

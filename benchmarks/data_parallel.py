@@ -36,7 +36,8 @@ from scratchlm.corpus import TokenCorpus, read_corpus
 from scratchlm.examples import Batch
 from scratchlm.parallel import get_world
 from scratchlm.tokenizers import build_tokenizer
-from scratchlm.train import CORPUS_MODEL, CORPUS_TRAIN, TrainConfig, Trainer
+from scratchlm.train import CORPUS_MODEL, CORPUS_TRAIN
+from scratchlm.trainer import TrainConfig, Trainer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_step import CASES  # noqa: E402  (the b-large config, defined once)

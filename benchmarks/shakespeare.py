@@ -27,7 +27,8 @@ from scratchlm.corpus import TokenCorpus, read_corpus
 from scratchlm.parallel import threads_per_process
 from scratchlm.plot import plot_metrics
 from scratchlm.tokenizers import build_tokenizer
-from scratchlm.train import CORPUS_MODEL, CORPUS_TRAIN, TrainConfig, Trainer
+from scratchlm.train import CORPUS_MODEL, CORPUS_TRAIN, RunOptions, corpus_evaluation
+from scratchlm.trainer import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = os.environ.get("SCRATCHLM_SHAKESPEARE", REPO.parent / "shared/data/tinyshakespeare.txt")
@@ -55,17 +56,19 @@ def main():
     trainer, t0 = Trainer(model, tc, threads=threads), time.perf_counter()
     curve = []  # (training seconds, step, validation loss) at each evaluation
 
+    validation = corpus_evaluation(model, corpus, RunOptions(train=tc))
+
     def record(row):
-        train_s, last_step = curve[-1][:2] if curve else (0.0, 0)
-        # the trainer's clock: tokens / tokens_per_s = seconds since the previous evaluation
-        train_s += (row["step"] - last_step) * window / row["tokens_per_s"]
-        curve.append((train_s, row["step"], row["val_loss"]))
+        figures = validation(row)
+        train_s = row["train_s"]  # the trainer's clock: evaluations excluded
+        curve.append((train_s, row["step"], figures["val_loss"]))
         print(
             f"train_s={train_s:6.1f} wall_s={time.perf_counter() - t0:6.1f} step={row['step']} "
-            f"train_loss={row['loss']:.4f} val_loss={row['val_loss']:.4f} "
+            f"train_loss={row['loss']:.4f} val_loss={figures['val_loss']:.4f} "
             f"tokens_per_s={row['tokens_per_s']:.0f}",
             flush=True,
         )
+        return figures
 
     rng = np.random.default_rng(0)
     rows = trainer.fit_corpus(
@@ -73,8 +76,8 @@ def main():
         CORPUS_MODEL["max_seq_len"],
         rng,
         args.eval_every,
+        evaluate=record,
         max_minutes=args.minutes,
-        on_eval=record,
     )
     train_s, step, val = curve[-1]
     print(

@@ -19,7 +19,7 @@ from scratchlm import Model, ModelConfig
 from scratchlm.allocator import keep_freed_memory
 from scratchlm.examples import Batch
 from scratchlm.parallel import threads_per_process
-from scratchlm.train import TrainConfig, Trainer
+from scratchlm.trainer import TrainConfig, Trainer
 
 CASES = {
     "a-default": (ModelConfig(vocab_size=2048), 32, 64),

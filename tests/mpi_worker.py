@@ -19,7 +19,7 @@ from scratchlm import Model, ModelConfig
 from scratchlm.cli import main as cli_main
 from scratchlm.examples import Batch, ExampleBatcher
 from scratchlm.parallel import get_world, stop_all
-from scratchlm.train import TrainConfig, Trainer
+from scratchlm.trainer import TrainConfig, Trainer
 
 TINY = {"vocab_size": 13, "d_model": 16, "n_heads": 2, "d_ff": 24, "max_seq_len": 12}
 FIXED = {**TINY, "depth": 2}
@@ -83,7 +83,13 @@ def train_case(case: str, threads: int = 1, poison: bool = False) -> Trainer:
         trainer = Trainer(
             model, TrainConfig(steps=4, batch_size=6, lr=1e-2, dropout=dropout), threads=threads
         )
-        trainer.fit_corpus(Windows(), 10, np.random.default_rng(0), eval_every=2, eval_batches=1)
+        corpus = Windows()
+
+        def evaluate(row):  # on rank 0 alone, while the others go on
+            val = corpus.sample(6, 10, np.random.default_rng(1), "val")
+            return {"val_loss": model.loss(*val)}
+
+        trainer.fit_corpus(corpus, 10, np.random.default_rng(0), eval_every=2, evaluate=evaluate)
     return trainer
 
 

@@ -13,7 +13,7 @@ from scratchlm import Model, ModelConfig
 from scratchlm.block import block_step_forward
 from scratchlm.generate import KVCacheDecoder, generate_batch, make_decoder
 from scratchlm.layers.embedding import embedding_forward
-from scratchlm.params import fuse
+from scratchlm.params import weights
 from scratchlm.sampling import Sampling
 
 ACT = ModelConfig(vocab_size=11, **TINY, adaptive_depth=True, max_depth=4, ponder_weight=0.5)
@@ -32,7 +32,7 @@ def act_model(cfg, seed, bias):
 
 
 def act_cache(model, ids, dropout=None):
-    return model.forward(ids, dropout=dropout)[1][2]
+    return model.forward(ids, dropout=dropout)[1].blocks
 
 
 def no_dropout():
@@ -102,7 +102,7 @@ def test_ponder_gradient_alone():
         return w * scratchlm.act.ponder_cost(cache.N, cache.R, MASK)[0]
 
     logits, cache = model.forward(IDS)
-    _, dR = scratchlm.act.ponder_cost(cache[2].N, cache[2].R, MASK)
+    _, dR = scratchlm.act.ponder_cost(cache.blocks.N, cache.blocks.R, MASK)
     grads = model.backward(np.zeros_like(logits), cache, w * dR)
     names = ("block.halt.w", "block.halt.b", "block.attn.wq", "tok_emb")
     assert_grads_close(ponder, {n: model.params[n] for n in names}, grads)
@@ -110,12 +110,13 @@ def test_ponder_gradient_alone():
 
 def reference_halting(model, ids):
     """The halting rule token by token (plain Python), over the same block steps -> out, N, R."""
-    cfg, p = model.config, fuse(model.params)
+    cfg, p = model.config, model.params
+    w = weights(p, cfg)
     h = p["tok_emb"][ids] + p["pos_emb"][: ids.shape[1]]
     out, N, R = np.zeros_like(h), np.zeros(ids.shape, int), np.zeros(ids.shape)
     c, halted = np.zeros(ids.shape), np.zeros(ids.shape, bool)
     for s in range(cfg.max_depth):
-        h_new, _ = block_step_forward(h, p, s)
+        h_new, _ = block_step_forward(h, w, s, cfg)
         for b, t in np.ndindex(*ids.shape):
             if halted[b, t]:
                 continue
@@ -132,8 +133,8 @@ def reference_halting(model, ids):
 
 def test_vectorised_halting_equals_token_by_token_reference():
     model = mixed_depths_model(IDS)
-    h, _ = embedding_forward(IDS, model.params["tok_emb"], model.params["pos_emb"])
-    out, cache = scratchlm.act.act_forward(h, fuse(model.params), model.config)
+    h, _ = embedding_forward(IDS, model.params)
+    out, cache = scratchlm.act.act_forward(h, weights(model.params, model.config), model.config)
     N, R = cache.N, cache.R
     ref_out, ref_N, ref_R = reference_halting(model, IDS)
     np.testing.assert_array_equal(N, ref_N)
@@ -174,9 +175,9 @@ def test_very_negative_bias_is_fixed_depth_max_depth():
 def count_block_calls(monkeypatch):
     calls = []
 
-    def counted(h, p, s, kv=None, dropout=None):
+    def counted(h, w, s, cfg, positions=None, kv=None, dropout=None):
         calls.append(h.copy())  # the state entering step s
-        return block_step_forward(h, p, s, kv, dropout)
+        return block_step_forward(h, w, s, cfg, positions, kv, dropout)
 
     monkeypatch.setattr(scratchlm.act, "block_step_forward", counted)
     return calls
@@ -231,8 +232,8 @@ def test_ponder_term_matches_its_formula():
     assert stats["ponder"] == pytest.approx(by_hand, rel=1e-12)
     assert loss == pytest.approx(stats["ce"] + 0.5 * by_hand, rel=1e-12)
     counted = N[MASK == 1]
-    assert (stats["depth_min"], stats["depth_max"]) == (counted.min(), counted.max())
-    assert stats["depth_mean"] == pytest.approx(counted.mean())
+    assert (stats["depth"].min, stats["depth"].max) == (counted.min(), counted.max())
+    assert stats["depth"].mean == pytest.approx(counted.mean())
     loss2, _, stats2 = model.loss_and_grads(IDS, targets, MASK, return_stats=True)
     assert (loss2, stats2) == (loss, stats)
 
@@ -253,7 +254,7 @@ def test_loss_mask_selects_the_ponder_positions():
 def test_fixed_depth_stats_and_float32():
     fixed = Model(ModelConfig(vocab_size=11, **TINY, depth=3))
     _, _, stats = fixed.loss_and_grads(IDS, IDS, return_stats=True)
-    assert stats["ponder"] == 0.0 and stats["depth_min"] == stats["depth_max"] == 3
+    assert stats["ponder"] == 0.0 and stats["depth"].min == stats["depth"].max == 3
     model = Model(ACT, dtype="float32")
     loss, grads = model.loss_and_grads(IDS, IDS, MASK)
     assert np.isfinite(loss)
@@ -273,7 +274,7 @@ def test_cached_generation_equals_full_forward():
         for row, context in zip(logits, decoder.contexts, strict=True):
             logits_full, cache = model.forward(np.array([context]))
             np.testing.assert_allclose(row, logits_full[0, -1], rtol=0, atol=1e-12)
-            depths.append(cache[2].N[0, -1])
+            depths.append(cache.blocks.N[0, -1])
         logits = decoder.advance(logits.argmax(axis=-1))
     assert len(set(depths)) >= 3  # new tokens halted at different steps
 

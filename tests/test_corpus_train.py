@@ -2,9 +2,10 @@
 
 import json
 
+from scratchlm.checkpoint import load_checkpoint
 from scratchlm.cli import main
-from scratchlm.modelfile import load_checkpoint, load_model
-from scratchlm.train import Trainer
+from scratchlm.model import load_model
+from scratchlm.trainer import Trainer
 
 TEXT = (
     "".join(

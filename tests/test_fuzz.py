@@ -30,18 +30,13 @@ import pytest
 import safetensors.numpy
 
 from scratchlm import Model, ModelConfig
+from scratchlm.checkpoint import load_checkpoint, save_checkpoint
 from scratchlm.cli import main
 from scratchlm.corpus import HEADER_BYTES, TokenCorpus
 from scratchlm.errors import ScratchLMError
 from scratchlm.examples import load_examples
-from scratchlm.modelfile import (
-    checkpoint_digest,
-    load_checkpoint,
-    load_model,
-    model_digest,
-    save_checkpoint,
-    save_model,
-)
+from scratchlm.model import load_model
+from scratchlm.modelfile import checkpoint_digest, model_digest, save_model
 from scratchlm.optim import AdamW
 from scratchlm.tokenizers import build_tokenizer
 

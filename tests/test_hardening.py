@@ -21,6 +21,7 @@ import pytest
 
 from scratchlm import Model, ModelConfig
 from scratchlm.chat import ChatSession
+from scratchlm.checkpoint import load_checkpoint, save_checkpoint
 from scratchlm.cli import main
 from scratchlm.corpus import HEADER_BYTES, TokenCorpus, read_corpus
 from scratchlm.errors import (
@@ -33,7 +34,8 @@ from scratchlm.errors import (
 )
 from scratchlm.examples import load_examples
 from scratchlm.generate import generate_batch, generate_stream
-from scratchlm.modelfile import load_checkpoint, load_model, save_checkpoint, save_model
+from scratchlm.model import load_model
+from scratchlm.modelfile import save_model
 from scratchlm.optim import AdamW
 from scratchlm.sampling import Sampling, next_tokens
 from scratchlm.tokenizers import build_tokenizer
@@ -191,7 +193,7 @@ def load_model_metadata(path):
 @pytest.mark.parametrize(
     "toml, fragment",
     [
-        ('[train]\nlr = "fast"', "lr must be a finite number"),
+        ('[train]\nlr = "fast"', "training option lr must be a number > 0, got 'fast'"),
         ("[train]\nweight_decay = nan", "weight_decay must be a finite number"),
         ('[model]\nhalt_eps = "x"', "'halt_eps' must be a number"),
         ("model = 3", "model must be a table"),

@@ -7,14 +7,18 @@ import numpy as np
 import pytest
 from gradcheck import assert_grads_close, fixed_dropout
 
-from scratchlm.layers import attention
+from scratchlm import ModelConfig
+from scratchlm.layers import cope as cope_layer
 from scratchlm.layers.attention import (
     QUERY_BLOCK,
-    SUM_BLOCK,
     attention_backward,
     attention_forward,
     blocked_attention_backward,
     blocked_attention_forward,
+)
+from scratchlm.layers.cope import (
+    COPE,
+    SUM_BLOCK,
     cope_attention_backward,
     cope_attention_forward,
     cumsum_last,
@@ -33,6 +37,19 @@ from scratchlm.layers.swiglu import swiglu_backward, swiglu_forward
 
 def randn(rng, *shape, scale=1.0):
     return rng.standard_normal(shape) * scale
+
+
+def check_params(forward, backward, x, p, *args):
+    """A layer whose parameters come by local name: forward(x, p, *args) -> (out, cache),
+    backward(dout, cache) -> (dx, {local name: gradient})."""
+    rng = np.random.default_rng(123)
+    out, cache = forward(x, p, *args)
+    R = rng.standard_normal(out.shape)
+    dx, grads = backward(R, cache)
+    assert set(grads) == set(p)
+    assert_grads_close(
+        lambda: np.sum(forward(x, p, *args)[0] * R), {"x": x, **p}, {"x": dx, **grads}
+    )
 
 
 def check_layer(forward, backward, inputs, names):
@@ -76,28 +93,22 @@ def test_stacked_weights_side_by_side_give_the_same_products_and_gradients():
 
 def test_dyt():
     rng = np.random.default_rng(1)
-    inputs = [randn(rng, 2, 3, 6, scale=2.0), np.array([0.7]), randn(rng, 6), randn(rng, 6)]
-    check_layer(dyt_forward, dyt_backward, inputs, ["x", "alpha", "gamma", "beta"])
+    p = {"alpha": np.array([0.7]), "gamma": randn(rng, 6), "beta": randn(rng, 6)}
+    check_params(dyt_forward, dyt_backward, randn(rng, 2, 3, 6, scale=2.0), p)
 
 
 @pytest.mark.parametrize("with_pos", [True, False])
 def test_embedding(with_pos):
     rng = np.random.default_rng(2)
     ids = np.array([[1, 4, 1], [0, 2, 4]])  # token 1 twice: its gradient rows must add up
-    tok, pos = randn(rng, 5, 4), randn(rng, 6, 4)
-    out, cache = embedding_forward(ids, tok, pos if with_pos else None)
-    R = rng.standard_normal(out.shape)
-    dtok, dpos = embedding_backward(R, cache)
-    arrays, analytic = {"tok": tok}, {"tok": dtok}
+    p = {"tok_emb": randn(rng, 5, 4)}
     if with_pos:
-        arrays["pos"], analytic["pos"] = pos, dpos
-    else:
-        assert dpos is None
-
-    def f():
-        return np.sum(embedding_forward(ids, tok, pos if with_pos else None)[0] * R)
-
-    assert_grads_close(f, arrays, analytic)
+        p["pos_emb"] = randn(rng, 6, 4)
+    out, cache = embedding_forward(ids, p)
+    R = rng.standard_normal(out.shape)
+    grads = embedding_backward(R, cache)
+    assert set(grads) == set(p)
+    assert_grads_close(lambda: np.sum(embedding_forward(ids, p)[0] * R), p, grads)
 
 
 def test_scatter_add_rows_equals_add_at_on_rows():
@@ -110,8 +121,8 @@ def test_scatter_add_rows_equals_add_at_on_rows():
 
 def test_swiglu():
     rng = np.random.default_rng(3)
-    inputs = [randn(rng, 2, 3, 4), randn(rng, 2, 4, 6), randn(rng, 6, 4)]  # w13 = [w1, w3]
-    check_layer(swiglu_forward, swiglu_backward, inputs, ["u", "w13", "w2"])
+    p = {"w13": randn(rng, 2, 4, 6), "w2": randn(rng, 6, 4)}  # w13 = [w1, w3]
+    check_params(swiglu_forward, swiglu_backward, randn(rng, 2, 3, 4), p)
 
 
 def cope_positions(q, k):
@@ -143,7 +154,7 @@ def inputs_with_positions_off_integers(make, P, cache_of):
 def cumsum_levels(request, monkeypatch):
     """Run the test through each way `cumsum_last` sums: one triangular product (a few short rows)
     and two levels (long rows), whichever the test's sizes would pick."""
-    monkeypatch.setattr(attention, "ONE_LEVEL_WORK", 2**62 if request.param == "one level" else 0)
+    monkeypatch.setattr(cope_layer, "ONE_LEVEL_WORK", 2**62 if request.param == "one level" else 0)
 
 
 @pytest.mark.parametrize(
@@ -159,7 +170,11 @@ def test_cope_attention(Tq, Tk, P, dropout, cumsum_levels):
         return [q, k, v, randn(rng, H, P, dh)]
 
     def forward(q, k, v, cope):
-        return cope_attention_forward(q, k, v, cope, dropout=fixed_dropout(dropout))
+        return cope_attention_forward(q, k, v, {"cope": cope}, dropout=fixed_dropout(dropout))
+
+    def backward(do, cache):
+        dq, dk, dv, grads = cope_attention_backward(do, cache)
+        return dq, dk, dv, grads["cope"]
 
     inputs = inputs_with_positions_off_integers(make, P, lambda x: forward(*x)[1])
     if P == 4:
@@ -167,7 +182,7 @@ def test_cope_attention(Tq, Tk, P, dropout, cumsum_levels):
     if dropout:
         drop, a = forward(*inputs)[1].drop, forward(*inputs)[1].a
         assert (a[drop == 0] > 0).any(), "must drop real attention weights"
-    check_layer(forward, cope_attention_backward, inputs, "qkvc")
+    check_layer(forward, backward, inputs, "qkvc")
 
 
 @pytest.mark.parametrize("n", [1, SUM_BLOCK - 1, SUM_BLOCK, 3 * SUM_BLOCK + 5])
@@ -199,12 +214,13 @@ def test_blocked_attention_equals_one_block(Tq, Tk, hidden, cumsum_levels):
     q, k, v = randn(rng, B, H, Tq, dh), randn(rng, B, H, Tk, dh), randn(rng, B, H, Tk, dh)
     cope, do = randn(rng, H, P, dh), randn(rng, B, H, Tq, dh)
     hide = kv_hide(B, Tq, Tk, rng) if hidden else None
-    o, cache = blocked_attention_forward(q, k, v, cope, hide)
+    o, cache = blocked_attention_forward(COPE, q, k, v, {"cope": cope}, hide)
     assert len(cache.blocks) == -(-Tq // QUERY_BLOCK) > 1
-    o_one, cache_one = cope_attention_forward(q, k, v, cope, hide)
+    o_one, cache_one = cope_attention_forward(q, k, v, {"cope": cope}, hide)
     assert np.allclose(o, o_one, rtol=1e-12, atol=1e-12)
-    grads = blocked_attention_backward(do, cache)
-    for g, g_one in zip(grads, cope_attention_backward(do, cache_one), strict=True):
+    *grads, dp = blocked_attention_backward(COPE, do, cache)
+    *grads_one, dp_one = cope_attention_backward(do, cache_one)
+    for g, g_one in zip([*grads, dp["cope"]], [*grads_one, dp_one["cope"]], strict=True):
         assert np.allclose(g, g_one, rtol=1e-10, atol=1e-12)
 
 
@@ -215,8 +231,15 @@ def test_blocked_attention_gradients(cumsum_levels):
         q, k, v = (randn(rng, B, H, LONG, dh) for _ in range(3))
         return [q, k, v, randn(rng, H, P, dh)]
 
-    inputs = inputs_with_positions_off_integers(make, P, lambda x: blocked_attention_forward(*x)[1])
-    check_layer(blocked_attention_forward, blocked_attention_backward, inputs, "qkvc")
+    def forward(q, k, v, cope):
+        return blocked_attention_forward(COPE, q, k, v, {"cope": cope})
+
+    def backward(do, cache):
+        dq, dk, dv, grads = blocked_attention_backward(COPE, do, cache)
+        return dq, dk, dv, grads["cope"]
+
+    inputs = inputs_with_positions_off_integers(make, P, lambda x: forward(*x)[1])
+    check_layer(forward, backward, inputs, "qkvc")
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.4])
@@ -227,18 +250,25 @@ def test_attention_layer(dropout):
         w_qkv, wo = randn(rng, 3, d, d, scale=0.7), randn(rng, d, d, scale=0.7)
         return [randn(rng, 2, 5, d), w_qkv, wo, randn(rng, H, P, d // H)]
 
-    def forward(u, w_qkv, wo, cope):
-        return attention_forward(u, w_qkv, wo, cope, dropout=fixed_dropout(dropout))
+    cfg = ModelConfig(vocab_size=2, d_model=d, n_heads=H, cope_max_pos=P)
 
-    inputs = inputs_with_positions_off_integers(make, P, lambda x: forward(*x)[1][1])
-    check_layer(forward, attention_backward, inputs, ["u", "w_qkv", "wo", "cope"])
+    def forward(u, w_qkv, wo, cope):
+        p = {"w_qkv": w_qkv, "wo": wo, "cope": cope}
+        return attention_forward(u, p, cfg, COPE, dropout=fixed_dropout(dropout))
+
+    def backward(dy, cache):
+        du, grads = attention_backward(dy, cache)
+        return du, grads["w_qkv"], grads["wo"], grads["cope"]
+
+    inputs = inputs_with_positions_off_integers(make, P, lambda x: forward(*x)[1].core)
+    check_layer(forward, backward, inputs, ["u", "w_qkv", "wo", "cope"])
 
 
 def test_attention_is_causal_and_clamps_positions():
     rng = np.random.default_rng(6)
     q, k, v = (randn(rng, 1, 2, 6, 4) for _ in range(3))
     cope = randn(rng, 2, 3, 4)
-    out, cache = cope_attention_forward(q, k, v, cope)
+    out, cache = cope_attention_forward(q, k, v, {"cope": cope})
     assert np.allclose(np.triu(cache.a[0, 0], 1), 0) and np.allclose(cache.a.sum(-1), 1)
     assert np.allclose(np.triu(cache.gate_slope[0, 0], 1), 0)
     # p_ii = g_ii > 0: every token counts at least itself, so no key is at position 0

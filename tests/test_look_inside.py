@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from models import loud_model
 
-from scratchlm.block import recursive_forward
+from scratchlm.block import block_step_forward
 from scratchlm.errors import InputError
 from scratchlm.look_inside import look_inside
-from scratchlm.params import fuse
+from scratchlm.params import weights
 
 V = 19
 
@@ -37,7 +37,9 @@ def attention_by_loops(model, ids, step, head):
     w, cfg = model.params, model.config
     T, dh, P = len(ids), cfg.d_head, cfg.cope_max_pos
     h = w["tok_emb"][ids] + w["pos_emb"][:T]
-    h, _ = recursive_forward(h[None], fuse(w), step)  # the state entering `step` (plain path)
+    h = h[None]
+    for s in range(step):  # the state entering `step` (the plain path)
+        h, _ = block_step_forward(h, weights(w, cfg), s, cfg)
     u = w["block.norm1.gamma"] * np.tanh(w["block.norm1.alpha"] * h[0]) + w["block.norm1.beta"]
     cols = slice(head * dh, (head + 1) * dh)
     q, k = (u @ w["block.attn.wq"])[:, cols], (u @ w["block.attn.wk"])[:, cols]

@@ -34,11 +34,11 @@ def cope_positions(model, ids, dropout=None):
     """The CoPE positions p_ij (causal entries) of every recursion step, recomputed from the q and
     k in the forward caches (step cache -> attention cache -> CoPE cache); dropout: a `Dropout`
     for the forward pass, or None."""
-    _, (_, _, rec, _, _) = model.forward(ids, dropout=dropout)
+    rec = model.forward(ids, dropout=dropout)[1].blocks
     step_caches = [step.block for step in rec.steps] if model.config.adaptive_depth else rec
     out = []
     for step in step_caches:
-        c = step[4][1]
+        c = step.attn.core  # every query and key of the step
         s = c.q @ c.k.swapaxes(-1, -2) / np.sqrt(c.q.shape[-1])
         g = np.where(np.tri(s.shape[-1], dtype=bool), 1 / (1 + np.exp(-s)), 0.0)
         out.append(np.flip(np.cumsum(np.flip(g, -1), -1), -1)[g > 0])

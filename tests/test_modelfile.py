@@ -7,12 +7,14 @@ import hashlib
 import json
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import safetensors.numpy
 
 from scratchlm import Model
+from scratchlm.checkpoint import load_checkpoint, save_checkpoint
 from scratchlm.config import ModelConfig
 from scratchlm.errors import (
     InputError,
@@ -27,17 +29,13 @@ from scratchlm.errors import (
     ModelFileVersionError,
     ModelFileWriteError,
 )
-from scratchlm.modelfile import (
-    load_checkpoint,
-    load_model,
-    model_digest,
-    read_model_file,
-    save_checkpoint,
-    save_model,
-)
+from scratchlm.examples import text_batcher
+from scratchlm.model import load_model
+from scratchlm.modelfile import model_digest, read_model_file, save_model
 from scratchlm.optim import AdamW
 from scratchlm.params import param_shapes
 from scratchlm.tokenizers import WordTokenizer
+from scratchlm.trainer import TrainConfig, Trainer
 
 CONFIG = ModelConfig(
     vocab_size=11, d_model=8, n_heads=2, d_ff=16, depth=2, max_seq_len=6, cope_max_pos=4
@@ -449,3 +447,37 @@ def test_unwritable_folder_is_a_write_error(tmp_path):
 def test_every_model_file_error_is_a_model_file_error():
     for cls in (ModelFileReadError, ModelFileFormatError, ModelFileVersionError):
         assert issubclass(cls, ModelFileError)
+
+
+# ------------------------------------------------------------- files written before the variants
+
+BEFORE = Path(__file__).parent / "data/before-variants"  # written by commit 62f926a (README.md)
+
+
+@pytest.mark.parametrize("name", ["fixed", "adaptive"])
+@pytest.mark.parametrize("suffix", [".safetensors", ".json"])
+def test_model_files_written_before_the_variants_load_and_give_the_same_logits(name, suffix):
+    expected = json.loads((BEFORE / "expected_logits.json").read_text())
+    model = load_model(BEFORE / f"{name}{suffix}")
+    assert (model.config.norm, model.config.position, model.config.ffn) == ("dyt", "cope", "swiglu")
+    logits = model.logits(np.array(expected["ids"]))
+    np.testing.assert_array_equal(logits, np.array(expected[name], dtype=np.float32))
+
+
+def test_an_adam_checkpoint_written_before_the_optimizers_resumes_bit_for_bit():
+    """The checkpoint names no optimizer: it resumes as adamw, and a third epoch gives exactly the
+    weights that commit trained."""
+    model, opt_state, state = load_checkpoint(BEFORE / "fixed.ckpt.safetensors")
+    assert opt_state["name"] == "adamw" and set(opt_state) == {"name", "t", "m", "v"}
+    trainer = Trainer(model, TrainConfig(epochs=3, lr=1e-2, batch_size=3))
+    trainer.resume(opt_state, state)
+    texts = [
+        "the sun is a star . </s>",
+        "water is wet and cold . </s>",
+        "a cat is an animal . </s>",
+    ]
+    batcher = text_batcher(model.tokenizer, texts, 3, 16, 0)
+    trainer.fit_examples("pre", batcher, start_epoch=state["epoch"])
+    then = load_model(BEFORE / "fixed-resumed.safetensors")
+    for name, p in then.params.items():
+        np.testing.assert_array_equal(model.params[name], p, err_msg=name)

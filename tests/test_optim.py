@@ -7,7 +7,8 @@ import pytest
 
 from scratchlm.config import ModelConfig
 from scratchlm.errors import ConfigError, InputError
-from scratchlm.optim import AdamW, accumulate, clip_grad_norm, lr_at
+from scratchlm.optim import OPTIMIZERS, SGD, AdamW, Lion, Muon, accumulate, clip_grad_norm, lr_at
+from scratchlm.optim.muon import newton_schulz
 from scratchlm.params import decays, param_shapes
 
 
@@ -186,3 +187,90 @@ def test_accumulate_sums_weighted_gradients():
     total = accumulate(None, {"w": np.array([2.0, 4.0])}, 0.5)
     total = accumulate(total, {"w": np.array([1.0, 1.0])}, 0.25)
     np.testing.assert_allclose(total["w"], [1.25, 2.25])
+
+
+# ------------------------------------------------------------------------------ the others
+
+
+def test_sgd_with_momentum_matches_the_hand_computation():
+    p = np.array([1.0])
+    opt = SGD({"w": p}, lr=0.1, betas=(0.9, 0.999))
+    opt.step({"w": np.array([0.5])})  # m = 0.5
+    assert p[0] == pytest.approx(1.0 - 0.1 * 0.5, abs=1e-15)
+    opt.step({"w": np.array([-0.2])})  # m = 0.9 * 0.5 - 0.2 = 0.25
+    assert p[0] == pytest.approx(0.95 - 0.1 * 0.25, abs=1e-15)
+
+
+def test_lion_moves_every_element_by_lr_in_the_sign_of_the_interpolation():
+    p = np.array([1.0, 1.0, 1.0])
+    opt = Lion({"w": p}, lr=0.01, betas=(0.9, 0.99))
+    opt.step({"w": np.array([0.5, -3.0, 0.0])})  # m = 0: the signs of g
+    np.testing.assert_allclose(p, [0.99, 1.01, 1.0], rtol=0, atol=1e-15)
+    # m = 0.01 g1 = (0.005, -0.03, 0); u = sign(0.9 m + 0.1 g2) for g2 = (-1, 1, 1)
+    opt.step({"w": np.array([-1.0, 1.0, 1.0])})
+    np.testing.assert_allclose(p, [1.0, 1.0, 0.99], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        opt.slots["m"]["w"], [0.99 * 0.005 - 0.01, -0.99 * 0.03 + 0.01, 0.01]
+    )
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (6, 20), (20, 6)])
+def test_newton_schulz_gives_the_singular_vectors_with_singular_values_near_one(shape):
+    u = np.random.default_rng(0).standard_normal(shape) @ np.diag(np.geomspace(1, 100, shape[1]))
+    o = newton_schulz(u)
+    s = np.linalg.svd(o, compute_uv=False)
+    assert s.min() > 0.6 and s.max() < 1.25  # the quintic's band, not exactly 1
+    left, _, right = np.linalg.svd(u, full_matrices=False)
+    np.testing.assert_allclose(np.abs(np.sum((left @ right) * o)), s.sum(), rtol=0.05)
+
+
+def test_muon_orthogonalises_the_block_matrices_and_adams_the_rest():
+    rng = np.random.default_rng(1)
+    params = {
+        "block.attn.wq": rng.standard_normal((6, 6)),
+        "blocks.1.ffn.w2": rng.standard_normal((9, 6)),
+        "tok_emb": rng.standard_normal((5, 6)),
+        "block.attn.cope": rng.standard_normal((2, 3, 3)),
+        "block.attn_scale": np.ones(3),
+    }
+    grads = {name: rng.standard_normal(p.shape) for name, p in params.items()}
+    before = {name: p.copy() for name, p in params.items()}
+    muon = Muon(params, lr=0.1)
+    adam = AdamW({n: before[n].copy() for n in params}, lr=0.1)
+    assert set(muon.slots["v"]) == {"tok_emb", "block.attn.cope", "block.attn_scale"}
+    muon.step(grads)
+    adam.step(grads)
+    for name in ("tok_emb", "block.attn.cope", "block.attn_scale"):
+        np.testing.assert_array_equal(params[name], adam.params[name])
+    for name in ("block.attn.wq", "blocks.1.ffn.w2"):
+        g = grads[name]
+        expected = before[name] - 0.1 * 0.2 * np.sqrt(max(g.shape)) * newton_schulz(g + 0.9 * g)
+        np.testing.assert_allclose(params[name], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_state_round_trips_and_continues_identically(name):
+    rng = np.random.default_rng(2)
+    params = {"block.attn.wq": rng.standard_normal((4, 4)), "head.w": rng.standard_normal((4, 3))}
+    grads = [{n: rng.standard_normal(p.shape) for n, p in params.items()} for _ in range(4)]
+    a = OPTIMIZERS[name]({n: p.copy() for n, p in params.items()}, lr=0.01, weight_decay=0.1)
+    for g in grads[:2]:
+        a.step(g)
+    state = a.state_dict()
+    assert state["name"] == name and state["t"] == 2
+    b = OPTIMIZERS[name]({n: p.copy() for n, p in a.params.items()}, lr=0.01, weight_decay=0.1)
+    b.load_state_dict(state)
+    for g in grads[2:]:
+        a.step(g)
+        b.step(g)
+    for n in params:
+        np.testing.assert_array_equal(a.params[n], b.params[n])
+
+
+def test_a_state_of_another_optimizer_is_refused():
+    params = {"w": np.ones(2)}
+    state = SGD(params, lr=0.1).state_dict()
+    with pytest.raises(ConfigError, match="the optimizer state is sgd's, not adamw's"):
+        AdamW(params, lr=0.1).load_state_dict(state)
+    with pytest.raises(InputError, match="optimizer slot 'v' names do not match"):
+        AdamW(params, lr=0.1).load_state_dict({**state, "name": "adamw"})

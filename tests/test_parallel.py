@@ -24,13 +24,15 @@ from test_corpus_train import corpus
 from test_train import write_sets
 
 from scratchlm import Model, ModelConfig
+from scratchlm.act import Depth
+from scratchlm.checkpoint import load_checkpoint
 from scratchlm.cli import main
 from scratchlm.errors import ConfigError
 from scratchlm.examples import Batch
-from scratchlm.modelfile import load_checkpoint, load_model
+from scratchlm.model import load_model
 from scratchlm.optim import AdamW, clip_grad_norm
 from scratchlm.parallel import DataParallel, GradBuffer, get_world, shard_rows
-from scratchlm.train import TrainConfig, Trainer
+from scratchlm.trainer import TrainConfig, Trainer
 
 WORKER = Path(__file__).with_name("mpi_worker.py")
 
@@ -110,10 +112,10 @@ def test_many_shards_give_the_gradient_of_one_batch():
     got = DataParallel(model, threads=5).gradients([batch])
     assert_close(got.grads, want, 1e-10)
     assert got.loss == pytest.approx(loss, rel=1e-12) and got.tokens == mask.sum()
-    depth = np.array(got.depth)  # (shards that counted, 4)
-    assert len(depth) == 4
-    assert depth[:, 0] @ depth[:, 1] / depth[:, 0].sum() == pytest.approx(stats["depth_mean"])
-    assert (depth[:, 2].min(), depth[:, 3].max()) == (stats["depth_min"], stats["depth_max"])
+    assert len(got.depth) == 4  # one Depth per shard that counted
+    depth = Depth.merged(got.depth)
+    assert depth.count == mask.sum() and depth.mean == pytest.approx(stats["depth"].mean)
+    assert (depth.min, depth.max) == (stats["depth"].min, stats["depth"].max)
 
 
 @pytest.mark.parametrize("case", RUNS)
@@ -219,10 +221,13 @@ def test_two_processes_run_both_phases_like_one_with_adaptive_depth(mpi, tmp_pat
     assert [json.loads(r)["phase"] for r in rows] == ["pretrain"] * 2 + ["chat"] * 2
 
 
-def test_a_checkpoint_resumes_on_another_number_of_processes(mpi, tmp_path, monkeypatch):
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd", "lion", "muon"])
+def test_a_checkpoint_resumes_on_another_number_of_processes(mpi, tmp_path, monkeypatch, optimizer):
     """2 processes interrupted -> resumed on 1, and 1 interrupted -> resumed on 2: both end with
-    the weights of an uninterrupted run."""
+    the weights of an uninterrupted run (every slot of the optimizer's state is in the
+    checkpoint: Adam's m and v, and Muon's momentum beside the m and v of its AdamW part)."""
     base = [*corpus(tmp_path), "--steps", "12", "--eval-every", "6", "--batch-size", "6"]
+    base += ["--optimizer", optimizer]
     full = tmp_path / "full.safetensors"
     assert main([*base, "--threads", "1", "--output", str(full)]) == 0
     want = load_model(full).params

@@ -23,9 +23,10 @@ import pytest
 from scratchlm import chat_format
 from scratchlm.cli import main as cli
 from scratchlm.generate import generate_batch
-from scratchlm.modelfile import load_model
+from scratchlm.model import load_model
 from scratchlm.sampling import Sampling
-from scratchlm.train import BUNDLED_DATA, Phase, RunOptions, TrainConfig, train_examples
+from scratchlm.train import BUNDLED_DATA, Phase, RunOptions, train_examples
+from scratchlm.trainer import TrainConfig
 
 pytestmark = pytest.mark.xdist_group("serve")  # one worker trains the model and runs the server
 

@@ -8,18 +8,13 @@ import numpy as np
 import pytest
 
 from scratchlm import Model, ModelConfig
+from scratchlm.checkpoint import load_checkpoint
 from scratchlm.errors import ConfigError, TrainingDivergedError
 from scratchlm.examples import ExampleBatcher
-from scratchlm.modelfile import load_checkpoint, load_model
+from scratchlm.model import load_model
 from scratchlm.plot import updates
-from scratchlm.train import (
-    Phase,
-    RunOptions,
-    TrainConfig,
-    Trainer,
-    checkpoint_path,
-    train_examples,
-)
+from scratchlm.train import Phase, RunOptions, checkpoint_path, train_examples
+from scratchlm.trainer import TrainConfig, Trainer
 
 SMALL = {"d_model": 16, "n_heads": 2, "d_ff": 24, "depth": 2, "max_seq_len": 16}
 
@@ -154,9 +149,9 @@ def write_sets(tmp_path):
     return tmp_path / "pre.json", tmp_path / "chat.json"
 
 
-def options(tmp_path, epochs=(3, 4), dropout=0.0):
+def options(tmp_path, epochs=(3, 4), dropout=0.0, optimizer="adamw"):
     pre, chat = write_sets(tmp_path)
-    tc = TrainConfig(batch_size=4, lr=5e-3, dropout=dropout)
+    tc = TrainConfig(batch_size=4, lr=5e-3, dropout=dropout, optimizer=optimizer)
     return RunOptions(
         phases=[
             Phase("pretrain", [pre], replace(tc, epochs=epochs[0])),
@@ -180,9 +175,13 @@ def test_pipeline_saves_model_metrics_and_checkpoint(tmp_path, capsys):
     assert state["phase"] == "chat" and state["epoch"] == 4
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.2])
-def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, dropout):
-    full = train_examples(options(tmp_path / "a", dropout=dropout))
+@pytest.mark.parametrize(
+    ("dropout", "optimizer"),
+    [(0.0, "adamw"), (0.2, "adamw"), (0.0, "sgd"), (0.0, "lion"), (0.2, "muon")],
+)
+def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, dropout, optimizer):
+    """Every optimizer's state goes into the checkpoint: the resumed run is bit-identical."""
+    full = train_examples(options(tmp_path / "a", dropout=dropout, optimizer=optimizer))
     # Interrupt a second run as it is about to save its third checkpoint (pre-training epoch 3).
     real_save, saves = Trainer.save, []
 
@@ -194,11 +193,13 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, dropout):
 
     monkeypatch.setattr(Trainer, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train_examples(options(tmp_path / "b", dropout=dropout))
+        train_examples(options(tmp_path / "b", dropout=dropout, optimizer=optimizer))
     monkeypatch.setattr(Trainer, "save", real_save)
     ckpt = checkpoint_path(tmp_path / "b" / "out" / "m.safetensors")
-    assert load_checkpoint(ckpt)[2]["epoch"] == 2
-    resumed = train_examples(replace(options(tmp_path / "b", dropout=dropout), resume=ckpt))
+    _, opt_state, state = load_checkpoint(ckpt)
+    assert state["epoch"] == 2 and opt_state["name"] == optimizer
+    again = options(tmp_path / "b", dropout=dropout, optimizer=optimizer)
+    resumed = train_examples(replace(again, resume=ckpt))
     for name, value in full.params.items():
         np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
 

@@ -8,7 +8,6 @@ keep_freed_memory()  # for every caller, not only the command line: see allocato
 
 from .config import ModelConfig  # noqa: E402
 from .errors import ScratchLMError  # noqa: E402
-from .model import Model  # noqa: E402
-from .modelfile import load_model  # noqa: E402
+from .model import Model, load_model  # noqa: E402
 
 __all__ = ["Model", "ModelConfig", "ScratchLMError", "__version__", "load_model"]

@@ -28,6 +28,16 @@ import numpy as np
 
 from .block import block_keys_values, block_step_backward, block_step_forward
 from .layers.activations import sigmoid
+from .layers.param import Param, zeros
+
+
+def halt_params(cfg) -> dict[str, Param]:
+    # Zeros: every token starts with p = sigmoid(0) = 1/2, so it halts after two steps, and the
+    # ponder cost and the loss then teach each token its own depth. w is decayed like a matrix.
+    return {
+        "w": Param((cfg.d_model,), zeros, True, "halting unit"),
+        "b": Param((1,), zeros, False, "halting bias"),
+    }
 
 
 class ActStep(NamedTuple):
@@ -45,8 +55,8 @@ class ActCache(NamedTuple):
     R: np.ndarray  # (B, T) remainders 1 - (sum of the p's before its halting step)
 
 
-def act_forward(h, w, cfg, kv=None, dropout=None):
-    """h (B, T, d) after the embedding, w: the fused parameters -> the block's output mixture
+def act_forward(h, w, cfg, positions=None, kv=None, dropout=None):
+    """h (B, T, d) after the embedding, w: the call's Weights -> the block's output mixture
     (B, T, d) and a cache whose N, R (B, T) are each token's depth and remainder.
     dropout: None, or a `Dropout` (training) applied inside every block step."""
     B, T, _ = h.shape
@@ -57,8 +67,8 @@ def act_forward(h, w, cfg, kv=None, dropout=None):
     out = np.zeros_like(h)
     steps = []
     for s in range(cfg.max_depth):
-        h_new, cache_block = block_step_forward(h, w, s, kv, dropout)  # (B, T, d)
-        prob = sigmoid(h_new @ w["block.halt.w"] + w["block.halt.b"])  # (B, T)
+        h_new, cache_block = block_step_forward(h, w, s, cfg, positions, kv, dropout)  # (B, T, d)
+        prob = sigmoid(h_new @ w.halt["w"] + w.halt["b"])  # (B, T)
         halts = running & ((c + prob >= 1.0 - cfg.halt_eps) | (s == cfg.max_depth - 1))
         goes_on = running & ~halts
         weight = np.where(halts, 1.0 - c, np.where(goes_on, prob, 0.0))  # (B, T)
@@ -73,7 +83,7 @@ def act_forward(h, w, cfg, kv=None, dropout=None):
         if not running.any():
             break
     if kv is not None and len(steps) < cfg.max_depth:
-        kv.fill(range(len(steps), cfg.max_depth), *block_keys_values(h, w))
+        kv.fill(range(len(steps), cfg.max_depth), *block_keys_values(h, w, cfg, positions))
     return out, ActCache(steps, N, R)
 
 
@@ -84,13 +94,13 @@ def act_forward(h, w, cfg, kv=None, dropout=None):
 #   dh_new^s = weight^s dout + da w + (dstate^(s+1) where the token ran, as h^(s+1) = h_new^s),
 #   dstate^s = block_step_backward(dh_new^s) + (dstate^(s+1) where the token was already frozen).
 # Steps run in reverse, so a token's halting step (its dR_total) comes before its earlier steps.
-def act_backward(dout, dR, cache, w, grads):
+def act_backward(dout, dR, cache, w, grads, cfg):
     """dout (B, T, d): dL/d(mixture), dR (B, T): dL/dR from the ponder cost -> dL/dh (B, T, d).
 
-    Adds the gradients of every `block.*` parameter (halting unit included) into `grads`, which
-    must already hold them (zeros at first).
+    Adds the gradients of the block, the scales and the halting unit into `grads`
+    (Weights-shaped, zeros at first: params.zero_block_grads).
     """
-    halt_w = w["block.halt.w"]
+    halt_w = w.halt["w"]
     dstate = np.zeros_like(dout)  # nothing reads the state after the last step; only the mixture
     dR = np.array(dR, dtype=dout.dtype)  # (B, T), grows by dweight at each token's halting step
     for step in reversed(cache.steps):
@@ -98,11 +108,11 @@ def act_backward(dout, dR, cache, w, grads):
         dR += np.where(step.halts, dweight, 0.0)
         goes_on = step.running & ~step.halts
         da = np.where(goes_on, dweight - dR, 0.0) * step.prob * (1.0 - step.prob)  # (B, T)
-        grads["block.halt.w"] += np.tensordot(da, step.h_new, axes=2)  # (d,)
-        grads["block.halt.b"] += da.sum()
+        grads.halt["w"] += np.tensordot(da, step.h_new, axes=2)  # (d,)
+        grads.halt["b"] += da.sum()
         ran = step.running[..., None]
         dh_new = np.where(ran, dstate, 0.0) + step.weight[..., None] * dout + da[..., None] * halt_w
-        dstate = np.where(ran, 0.0, dstate) + block_step_backward(dh_new, step.block, w, grads)
+        dstate = np.where(ran, 0.0, dstate) + block_step_backward(dh_new, step.block, w, grads, cfg)
     return dstate
 
 
@@ -113,11 +123,30 @@ def ponder_cost(N, R, mask):
     return float((counted * (N + R)).sum() / total), counted / total
 
 
-def depth_stats(N, mask=None) -> dict:
-    """Mean, min and max depth N over the counted positions (mask None: all), for training logs."""
-    counted = N if mask is None else N[np.asarray(mask, dtype=bool)]
-    return {
-        "depth_mean": float(counted.mean()),
-        "depth_min": int(counted.min()),
-        "depth_max": int(counted.max()),
-    }
+class Depth(NamedTuple):
+    """How deep the counted tokens went: how many they are, their mean, least and most depth.
+    The one record of depth statistics: a forward pass's, a shard's, an update's, a log row's."""
+
+    count: float
+    mean: float
+    min: int
+    max: int
+
+    @classmethod
+    def of(cls, N, mask=None) -> "Depth":
+        """Of the depths N (B, T) at the positions the mask counts (None: all)."""
+        counted = N if mask is None else N[np.asarray(mask, dtype=bool)]
+        return cls(
+            float(counted.size), float(counted.mean()), int(counted.min()), int(counted.max())
+        )
+
+    @classmethod
+    def merged(cls, parts: list["Depth"]) -> "Depth":
+        """Of all the tokens of `parts` together (the mean weighted by the counts)."""
+        count = sum(p.count for p in parts)
+        mean = sum(p.count * p.mean for p in parts) / count
+        return cls(count, mean, min(p.min for p in parts), max(p.max for p in parts))
+
+    def row(self) -> dict:
+        """As the fields of a log or metrics row."""
+        return {"depth_mean": self.mean, "depth_min": self.min, "depth_max": self.max}

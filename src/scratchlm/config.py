@@ -1,60 +1,58 @@
-"""`ModelConfig`: the hyper-parameters of the Tiny Recursive Model (docs/design.md section 2.1).
+"""`ModelConfig`: the hyper-parameters of the Tiny Recursive Model (docs/design.md section 2.1) and
+the parts it is made of (section "Variants": norm, position scheme, feed-forward network, one
+shared block or a stack).
 
 The field names are part of the model-file format, so they are fixed; `to_dict`/`from_dict` give the
-JSON object stored in model files. Validation happens once, here, so layers can trust their inputs.
+JSON object stored in model files, and a file written before a field existed gets its default.
+Each field states its rule next to it (checks.py); the checks run once, here, so layers can trust
+their inputs.
 """
 
 from dataclasses import asdict, dataclass, fields
 
-from .checks import is_int, is_number
+from .checks import check_fields, checked
 from .errors import ConfigError
+from .parts import FFNS, NORMS, POSITIONS
+
+MAX_VOCAB = 50_000
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    vocab_size: int
-    d_model: int = 128
-    n_heads: int = 8
-    d_ff: int = 256
-    depth: int = 3  # recursions of the one shared block
-    max_seq_len: int = 80
-    cope_max_pos: int = 64
+    vocab_size: int = checked(low=1, high=MAX_VOCAB)
+    d_model: int = checked(128, low=1)
+    n_heads: int = checked(8, low=1)
+    d_ff: int = checked(256, low=1)
+    depth: int = checked(3, low=1)  # recursions of the one shared block (or blocks of the stack)
+    max_seq_len: int = checked(80, low=1)
+    cope_max_pos: int = checked(64, low=2)
     learned_pos: bool = True
     dyt_alpha_init: float = 0.5
     # Every step starts as a plain pre-norm residual step (scale 1); the scales then learn how much
-    # each recursion contributes. Depth-dependence of the init lives in the output projections
-    # instead (see params.py), which keeps the residual stream's variance bounded.
+    # each recursion contributes (block.py).
     residual_scale_init: float = 1.0
     adaptive_depth: bool = False
-    max_depth: int = 8
-    halt_eps: float = 0.01
+    max_depth: int = checked(8, low=1)
+    halt_eps: float = checked(0.01, low=0, high=1, high_open=True)
     ponder_weight: float = 0.01
+    # The swappable parts (parts.py); the defaults are the model of section 2.
+    norm: str = checked("dyt", choices=tuple(NORMS))
+    position: str = checked("cope", choices=tuple(POSITIONS))
+    ffn: str = checked("swiglu", choices=tuple(FFNS))
+    share_weights: bool = True  # one block applied `depth` times; False: `depth` distinct blocks
+    norm_eps: float = checked(1e-5, low=0, low_open=True)  # rmsnorm and layernorm
+    rope_base: float = checked(10000.0, low=1, low_open=True)
 
     def __post_init__(self):
-        positive = ("vocab_size", "d_model", "n_heads", "d_ff", "depth", "max_seq_len")
-        for name in positive + ("cope_max_pos", "max_depth"):
-            value = getattr(self, name)
-            if not is_int(value) or value < 1:
-                raise ConfigError(
-                    f"config field {name!r} must be a positive integer, got {value!r}"
-                )
-        if self.cope_max_pos < 2:
-            raise ConfigError(f"config field 'cope_max_pos' must be >= 2, got {self.cope_max_pos}")
+        check_fields(self, "config field {!r}", ConfigError)
         if self.d_model % self.n_heads:
             raise ConfigError(
                 f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
             )
-        if self.vocab_size > 50_000:
-            raise ConfigError(f"vocab_size {self.vocab_size} is over the limit of 50,000")
-        for name in ("dyt_alpha_init", "residual_scale_init", "ponder_weight", "halt_eps"):
-            value = getattr(self, name)
-            if not is_number(value):
-                raise ConfigError(f"config field {name!r} must be a number, got {value!r}")
-        if not 0.0 <= self.halt_eps < 1.0:
-            raise ConfigError(f"halt_eps must be in [0, 1), got {self.halt_eps}")
-        for name in ("learned_pos", "adaptive_depth"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"config field {name!r} must be true or false")
+        if self.position == "rope" and self.d_head % 2:
+            raise ConfigError(f"rope turns pairs of features: d_head ({self.d_head}) must be even")
+        if self.adaptive_depth and not self.share_weights:
+            raise ConfigError("adaptive depth needs the shared block: set share_weights = true")
 
     @property
     def d_head(self) -> int:

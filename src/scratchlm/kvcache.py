@@ -11,8 +11,8 @@ new tokens are written at each row's own next slots, and a `hide` mask keeps eve
 seeing the slots past its own position in its row. When all rows hold the same number of tokens
 the mask is None and the writes are plain slices.
 
-A cache belongs to the weights it was built with: it keeps the model's fused weights (`params.fuse`,
-side by side: one wide product per fused group for the few new tokens) so that a decoding step does
+A cache belongs to the weights it was built with: it keeps the model's `params.weights` (fused
+groups side by side: one wide product per fused group for the few new tokens) so that a decoding step does
 not copy them again, and its keys are only right for those weights.
 Deciding which tokens go in (windows, padding, rows that join and leave) is the decoder's job
 (generate.py); a cache only stores.
@@ -21,14 +21,14 @@ Deciding which tokens go in (windows, padding, rows that join and leave) is the 
 import numpy as np
 
 from .errors import InputError
-from .params import fuse
+from .params import weights
 
 
 class KVCache:
     def __init__(self, model, batch: int):
         cfg = model.config
         self.config = cfg
-        self.weights = fuse(model.params, side_by_side=True)
+        self.weights = weights(model.params, cfg, side_by_side=True)
         shape = (cfg.n_steps, batch, cfg.n_heads, cfg.max_seq_len, cfg.d_head)
         self.keys = np.zeros(shape, dtype=model.dtype)
         self.values = np.zeros(shape, dtype=model.dtype)

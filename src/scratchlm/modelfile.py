@@ -13,23 +13,21 @@ the `format` marker says scratchlm; the `format_version` is not newer than ours;
 the config is valid; the tensor names and shapes are those of the config; every value is finite;
 the tokenizer can be rebuilt.
 
-Checkpoints hold the optimizer moments as extra tensors named `opt.m.<param>` and `opt.v.<param>`,
-plus the JSON entries `optimizer` (the optimizer state without the moments, e.g. `{"t": 120}`),
-`trainer_state` and `checkpoint_sha256`. In a checkpoint, "the model's tensors" are the ones whose
-names do not start with `opt.`; only those enter `sha256` and the model's shape check, so a
-checkpoint loads as a model with the same `sha256` its model would have on its own.
+Checkpoints (checkpoint.py) hold the optimizer's state as extra tensors named
+`opt.<slot>.<param>`, plus the JSON entries `optimizer` (its name and scalars, e.g. `{"name":
+"adamw", "t": 120}`), `trainer_state` and `checkpoint_sha256`. In a checkpoint, "the model's
+tensors" are the ones whose names do not start with `opt.`; only those enter `sha256` and the
+model's shape check, so a checkpoint loads as a model with the same `sha256` its model would have
+on its own. The bytes of the two formats are fileformats.py's; building a `Model` from what a file
+holds is `model.load_model`'s.
 """
 
 import hashlib
 import json
-import math
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import safetensors
-import safetensors.numpy
 
 from .checks import check_text, is_int
 from .config import ModelConfig
@@ -47,34 +45,21 @@ from .errors import (
     ModelFileWriteError,
     ScratchLMError,
 )
-from .fileio import atomic_write, check_file, os_errors, parse_json
+from .fileformats import (
+    CHECKPOINT_KEYS,
+    FORMAT_MARKER,
+    FORMAT_VERSION,
+    OPT_PREFIX,
+    ModelFile,
+    decode_header_json,
+    encode,
+    extension,
+    parse_json_doc,
+    parse_safetensors,
+    tensors_from_json,
+)
+from .fileio import atomic_write, check_file, os_errors
 from .params import param_shapes
-
-FORMAT_MARKER = "scratchlm"
-FORMAT_VERSION = 1
-EXTENSIONS = (".safetensors", ".json")
-OPT_PREFIX = "opt."
-_CHECKPOINT_KEYS = ("optimizer", "trainer_state", "checkpoint_sha256")
-
-
-@dataclass
-class ModelFile:
-    """The content of a model file that passed the parse, marker, version and digest checks."""
-
-    path: Path
-    format_version: int
-    config: dict
-    tokenizer: dict  # {} for a model saved without a tokenizer
-    metadata: dict
-    tensors: dict[str, np.ndarray]  # the model's parameters, float32
-    sha256: str
-    # Checkpoints only: "optimizer", "trainer_state", "checkpoint_sha256" and "tensors" (opt.*).
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def is_checkpoint(self) -> bool:
-        return bool(self.extra)
-
 
 # ---------------------------------------------------------------------------------------- digests
 
@@ -124,51 +109,19 @@ def checkpoint_digest(
 def save_model(path, model, description: str | None = None) -> str:
     """Write `model` to `path` (`.safetensors` or `.json`) atomically; return its `sha256`."""
     path = Path(path)
-    mf = _model_file_of(path, model, description)
+    mf = model_file_of(path, model, description)
     with atomic_write(path, ModelFileWriteError) as f:
-        f.write(_encode(mf))
+        f.write(encode(mf))
     return mf.sha256
 
 
-def save_checkpoint(path, model, opt_state: dict, trainer_state: dict) -> str:
-    """Write a training checkpoint atomically; return its `checkpoint_sha256`.
-
-    `opt_state` is `AdamW.state_dict()`: its "m" and "v" dicts become the `opt.*` tensors and the
-    rest (e.g. "t") the `optimizer` entry. `trainer_state` is any JSON-serialisable dict (step,
-    epoch, phase, RNG state, best loss); numpy scalars and arrays in it are turned into numbers
-    and lists.
-    """
-    path = Path(path)
-    if not isinstance(opt_state, dict) or not {"m", "v"} <= opt_state.keys():
-        raise InputError("opt_state must be a dict with the moment dicts 'm' and 'v'")
-    mf = _model_file_of(path, model, description=None)
-    opt_tensors = {
-        f"{OPT_PREFIX}{kind}.{name}": np.ascontiguousarray(a, dtype=np.float32)
-        for kind in ("m", "v")
-        for name, a in opt_state[kind].items()
-    }
-    _refuse_non_finite(path, opt_tensors)
-    scalars = {k: v for k, v in opt_state.items() if k not in ("m", "v")}
-    optimizer = _json_value(scalars, "opt_state")
-    trainer_state = _json_value(trainer_state, "trainer_state")
-    mf.extra = {
-        "optimizer": optimizer,
-        "trainer_state": trainer_state,
-        "checkpoint_sha256": checkpoint_digest(mf.sha256, optimizer, trainer_state, opt_tensors),
-        "tensors": opt_tensors,
-    }
-    with atomic_write(path, ModelFileWriteError) as f:
-        f.write(_encode(mf))
-    return mf.extra["checkpoint_sha256"]
-
-
-def _model_file_of(path: Path, model, description: str | None) -> ModelFile:
-    config = _json_value(model.config.to_dict(), "config")
+def model_file_of(path: Path, model, description: str | None) -> ModelFile:
+    config = json_value(model.config.to_dict(), "config")
     tokenizer = {}
     if model.tokenizer is not None:
-        tokenizer = _json_value(model.tokenizer.to_json(), "tokenizer")
+        tokenizer = json_value(model.tokenizer.to_json(), "tokenizer")
     tensors = {n: np.ascontiguousarray(p, dtype=np.float32) for n, p in model.params.items()}
-    _refuse_non_finite(path, tensors)
+    refuse_non_finite(path, tensors)
     metadata = {
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "architecture": "TRM",
@@ -188,7 +141,7 @@ def _scratchlm_version() -> str:
     return __version__
 
 
-def _json_value(obj, what: str):
+def json_value(obj, what: str):
     """`obj` as a reader of the file will see it after a JSON round trip.
 
     The digests hash the objects as read back, so we hash (and write) exactly that: tuples become
@@ -208,60 +161,11 @@ def _numpy_to_json(obj):
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-def _refuse_non_finite(path: Path, tensors: dict[str, np.ndarray]) -> None:
+def refuse_non_finite(path: Path, tensors: dict[str, np.ndarray]) -> None:
     # Loading refuses non-finite values, so writing them would only make a file nobody can open.
     bad = _first_non_finite(tensors)
     if bad:
         raise ModelFileValueError(f"{path}: refusing to write the file: {bad}")
-
-
-def _encode(mf: ModelFile) -> bytes:
-    return _encode_json(mf) if _extension(mf.path) == ".json" else _encode_safetensors(mf)
-
-
-def _encode_safetensors(mf: ModelFile) -> bytes:
-    # safetensors header metadata is a str -> str map, so the objects go in as JSON text.
-    header = {
-        "format": FORMAT_MARKER,
-        "format_version": str(mf.format_version),
-        "config": json.dumps(mf.config, ensure_ascii=False),
-        "tokenizer": json.dumps(mf.tokenizer, ensure_ascii=False),
-        "metadata": json.dumps(mf.metadata, ensure_ascii=False),
-        "sha256": mf.sha256,
-    }
-    if mf.is_checkpoint:
-        header["optimizer"] = json.dumps(mf.extra["optimizer"], ensure_ascii=False)
-        header["trainer_state"] = json.dumps(mf.extra["trainer_state"], ensure_ascii=False)
-        header["checkpoint_sha256"] = mf.extra["checkpoint_sha256"]
-    return safetensors.numpy.save(mf.tensors | mf.extra.get("tensors", {}), metadata=header)
-
-
-def _encode_json(mf: ModelFile) -> bytes:
-    doc = {
-        "format": FORMAT_MARKER,
-        "format_version": mf.format_version,
-        "metadata": mf.metadata,
-        "config": mf.config,
-        "tokenizer": mf.tokenizer,
-        "sha256": mf.sha256,
-    }
-    if mf.is_checkpoint:
-        doc.update({key: mf.extra[key] for key in _CHECKPOINT_KEYS})
-    # indent=2 keeps the small parts readable, but would give every number of every matrix a line
-    # of its own; so each tensor is written on one line and spliced in as the last entry.
-    head = json.dumps(doc, indent=2, ensure_ascii=False)
-    lines = [
-        f"    {json.dumps(name, ensure_ascii=False)}: {_tensor_json(t)}"
-        for name, t in (mf.tensors | mf.extra.get("tensors", {})).items()
-    ]
-    tail = ',\n  "tensors": {\n' + ",\n".join(lines) + "\n  }\n}\n"
-    return (head.removesuffix("\n}") + tail).encode()
-
-
-def _tensor_json(t: np.ndarray) -> str:
-    # Each float32 goes out as the double that equals it exactly, so loading is bit-exact
-    # (0.1f reads 0.10000000149011612: longer than "0.1", but never off by one ulp).
-    return json.dumps({"shape": list(t.shape), "data": t.astype(np.float64).ravel().tolist()})
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -270,108 +174,25 @@ def _tensor_json(t: np.ndarray) -> str:
 def read_model_file(path) -> ModelFile:
     """Read a model or checkpoint file and run the checks up to the digests (both, if present)."""
     path = Path(path)
-    extension = _extension(path)
+    suffix = extension(path)
     data = _read_bytes(path)
-    if extension == ".json":
-        doc = _parse_json(path, data)
+    if suffix == ".json":
+        doc = parse_json_doc(path, data)
         format_version = _check_marker_and_version(path, doc)
-        tensors = _tensors_from_json(path, doc.get("tensors"))
+        tensors = tensors_from_json(path, doc.get("tensors"))
     else:
-        doc, tensors = _parse_safetensors(path, data)
+        doc, tensors = parse_safetensors(path, data)
         format_version = _check_marker_and_version(path, doc)
-        doc = _decode_header_json(path, doc)
+        doc = decode_header_json(path, doc)
     mf = _model_file_from_doc(path, format_version, doc, tensors)
     _verify_digests(mf)
     return mf
-
-
-def load_model(path, dtype="float32"):
-    """Load a model (or the model part of a checkpoint) after every check of docs/design.md section 5.2."""
-    return _build_model(read_model_file(path), dtype)
-
-
-def load_checkpoint(path, dtype="float32") -> tuple:
-    """Load a checkpoint: return `(model, opt_state, trainer_state)`.
-
-    `opt_state` has the shape of `AdamW.state_dict()` ("t", "m", "v", ...), ready for
-    `load_state_dict`; both digests have been verified.
-    """
-    mf = read_model_file(path)
-    if not mf.is_checkpoint:
-        raise ModelFileFormatError(
-            f"{mf.path}: not a training checkpoint: it is a model file without optimizer state"
-        )
-    model = _build_model(mf, dtype)
-    shapes = param_shapes(model.config)
-    opt_tensors = mf.extra["tensors"]
-    expected = {f"{OPT_PREFIX}{k}.{n}": shape for k in ("m", "v") for n, shape in shapes.items()}
-    _check_shapes(mf.path, opt_tensors, expected)
-    _check_finite(mf.path, opt_tensors)
-    opt_state = dict(mf.extra["optimizer"])
-    for kind in ("m", "v"):
-        opt_state[kind] = {
-            n: opt_tensors[f"{OPT_PREFIX}{kind}.{n}"].astype(model.dtype) for n in shapes
-        }
-    return model, opt_state, mf.extra["trainer_state"]
-
-
-def _extension(path: Path) -> str:
-    extension = path.suffix.lower()
-    if extension not in EXTENSIONS:
-        raise ModelFileFormatError(
-            f"{path}: unknown model file extension {path.suffix!r}: "
-            "use .safetensors (binary) or .json (readable)"
-        )
-    return extension
 
 
 def _read_bytes(path: Path) -> bytes:
     check_file(path, ModelFileReadError)  # a FIFO or a device would block or never end
     with os_errors(path, ModelFileReadError, "read the file"):
         return path.read_bytes()
-
-
-def _parse_json(path: Path, data: bytes) -> dict:
-    try:
-        doc = parse_json(data.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise ModelFileFormatError(
-            f"{path}: cannot parse the file: not UTF-8 text (byte {e.start})"
-        ) from e
-    except json.JSONDecodeError as e:
-        ends_early = e.pos >= len(e.doc.rstrip())
-        raise ModelFileFormatError(
-            f"{path}: cannot parse the file: invalid JSON at line {e.lineno} column {e.colno} "
-            f"({e.msg}){'; the file is truncated' if ends_early else ''}"
-        ) from e
-    if not isinstance(doc, dict):
-        raise ModelFileFormatError(
-            f"{path}: not a scratchlm model file: the JSON is a {type(doc).__name__}, not an object"
-        )
-    return doc
-
-
-def _parse_safetensors(path: Path, data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
-    """Return the header metadata (str -> str) and the tensors of a safetensors file."""
-    try:
-        entries = safetensors.deserialize(data)
-    except safetensors.SafetensorError as e:
-        raise ModelFileFormatError(
-            f"{path}: cannot parse the file as safetensors ({e}); is it damaged or truncated?"
-        ) from e
-    tensors = {}
-    for name, entry in entries:
-        if entry["dtype"] != "F32":
-            raise ModelFileFormatError(
-                f"{path}: cannot parse the file: tensor {name!r} is stored as {entry['dtype']}, "
-                "scratchlm model files store F32"
-            )
-        tensors[name] = np.frombuffer(entry["data"], dtype="<f4").reshape(entry["shape"])
-    # The library has validated the header already; its metadata is not returned, so read it:
-    # an 8-byte little-endian length, then that many bytes of JSON.
-    header_len = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + header_len])
-    return header.get("__metadata__") or {}, tensors
 
 
 def _check_marker_and_version(path: Path, doc: dict) -> int:
@@ -395,49 +216,6 @@ def _check_marker_and_version(path: Path, doc: dict) -> int:
     return version
 
 
-def _decode_header_json(path: Path, header: dict) -> dict:
-    """Parse the JSON-text entries of a safetensors header into objects."""
-    doc = dict(header)
-    for key in ("config", "tokenizer", "metadata", "optimizer", "trainer_state"):
-        if key in doc:
-            try:
-                doc[key] = parse_json(doc[key])
-            except json.JSONDecodeError as e:
-                raise ModelFileFormatError(
-                    f"{path}: cannot parse the header entry {key!r}: invalid JSON ({e})"
-                ) from e
-    return doc
-
-
-def _tensors_from_json(path: Path, entries) -> dict[str, np.ndarray]:
-    if not isinstance(entries, dict):
-        raise ModelFileFormatError(f"{path}: 'tensors' is missing or not a JSON object")
-    return {name: _tensor_from_json(path, name, entry) for name, entry in entries.items()}
-
-
-def _tensor_from_json(path: Path, name: str, entry) -> np.ndarray:
-    shape = entry.get("shape") if isinstance(entry, dict) else None
-    data = entry.get("data") if isinstance(entry, dict) else None
-    sizes_ok = isinstance(shape, list) and all(is_int(n) and n >= 0 for n in shape)
-    if not sizes_ok or not isinstance(data, list):
-        raise ModelFileFormatError(
-            f"{path}: tensor {name!r} needs a 'shape' list of sizes and a 'data' list of numbers"
-        )
-    try:
-        flat = np.array(data)
-    except ValueError:  # ragged nesting
-        flat = None
-    if flat is None or flat.ndim != 1 or flat.dtype.kind not in "iuf":
-        raise ModelFileFormatError(f"{path}: tensor {name!r}: 'data' is not a flat list of numbers")
-    if flat.size != math.prod(shape):
-        raise ModelFileFormatError(
-            f"{path}: tensor {name!r} has {flat.size} numbers but its shape {tuple(shape)} "
-            f"needs {math.prod(shape)}"
-        )
-    with np.errstate(over="ignore"):  # an out-of-range number becomes inf: the value check says so
-        return flat.astype(np.float32).reshape(shape)
-
-
 def _model_file_from_doc(path: Path, format_version: int, doc: dict, tensors: dict) -> ModelFile:
     for key in ("config", "tokenizer", "metadata"):
         if not isinstance(doc.get(key), dict):
@@ -453,7 +231,7 @@ def _model_file_from_doc(path: Path, format_version: int, doc: dict, tensors: di
                     f"{path}: checkpoint entry {key!r} is missing or not a JSON object"
                 )
         mf.tensors = {n: t for n, t in tensors.items() if not n.startswith(OPT_PREFIX)}
-        mf.extra = {key: doc[key] for key in _CHECKPOINT_KEYS}
+        mf.extra = {key: doc[key] for key in CHECKPOINT_KEYS}
         mf.extra["tensors"] = {n: t for n, t in tensors.items() if n.startswith(OPT_PREFIX)}
     return mf
 
@@ -483,23 +261,19 @@ def _compare_digest(path: Path, key: str, stored: str, computed: str) -> None:
 # ------------------------------------------------------------------------- checks after the digest
 
 
-def _build_model(mf: ModelFile, dtype):
+def checked_model_parts(mf: ModelFile):
+    """The checks after the digests: the config is valid, the tensors are those of the config and
+    finite, the tokenizer can be rebuilt -> (ModelConfig, tokenizer or None, tensors)."""
     try:
         config = ModelConfig.from_dict(mf.config)
     except ConfigError as e:
         raise ModelFileConfigError(f"{mf.path}: config check failed: {e}") from e
-    shapes = param_shapes(config)
-    _check_shapes(mf.path, mf.tensors, shapes)
-    _check_finite(mf.path, mf.tensors)
-    tokenizer = _rebuild_tokenizer(mf)
-    from .model import Model  # late: the model module imports this one
-
-    model = Model(config, tokenizer, seed=0, dtype=dtype)
-    model.params = {name: mf.tensors[name].astype(model.dtype) for name in shapes}
-    return model
+    check_shapes(mf.path, mf.tensors, param_shapes(config))
+    check_finite(mf.path, mf.tensors)
+    return config, _rebuild_tokenizer(mf), mf.tensors
 
 
-def _check_shapes(path: Path, tensors: dict, expected: dict[str, tuple[int, ...]]) -> None:
+def check_shapes(path: Path, tensors: dict, expected: dict[str, tuple[int, ...]]) -> None:
     missing = [name for name in expected if name not in tensors]
     if missing:
         raise ModelFileShapeError(
@@ -520,7 +294,7 @@ def _check_shapes(path: Path, tensors: dict, expected: dict[str, tuple[int, ...]
             )
 
 
-def _check_finite(path: Path, tensors: dict[str, np.ndarray]) -> None:
+def check_finite(path: Path, tensors: dict[str, np.ndarray]) -> None:
     bad = _first_non_finite(tensors)
     if bad:
         raise ModelFileValueError(f"{path}: value check failed: {bad}")

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .act import Depth
 from .checks import is_int
 from .errors import ConfigError, InputError
 from .examples import Batch
@@ -43,8 +44,9 @@ from .optim import accumulate
 
 logger = logging.getLogger("scratchlm")
 
-# The statistics of one shard of one micro-batch: a row of the table at the end of the buffer.
-STATS = ("loss", "count", "depth_mean", "depth_min", "depth_max")
+# The statistics of one shard of one micro-batch: a row of the table at the end of the buffer, the
+# shard's loss and then its `Depth` (whose count is the shard's counted targets).
+STATS = ("loss", *Depth._fields)
 
 # mpiexec tells each process its rank and the number of processes in its environment: MPICH, Intel
 # MPI and Slurm's PMI in the first pair, Open MPI in the second.
@@ -245,7 +247,7 @@ class Gradients(NamedTuple):
     loss: float
     grads: dict[str, np.ndarray]  # views into the buffer: valid until the next call
     tokens: float  # counted targets of the whole update
-    depth: list[tuple]  # (count, depth_mean, depth_min, depth_max) per shard that counted
+    depth: list[Depth]  # of each shard that counted (Depth.merged: of the whole update)
 
 
 class DataParallel:
@@ -293,7 +295,7 @@ class DataParallel:
             for (row, *_), (loss, grads, stats) in zip(jobs, self._run(jobs), strict=True):
                 count = counts[row // self.n_shards][row % self.n_shards]
                 accumulate(buf.grads, grads, count / total)
-                rows[row] = (loss, count, *(stats[k] for k in STATS[2:]))
+                rows[row] = (loss, count, *stats["depth"][1:])  # the shard's Depth with its count
         if self.world.size > 1:
             for row, values in rows.items():
                 buf.stats[row] = values
@@ -301,9 +303,9 @@ class DataParallel:
             rows = {row: tuple(v) for row, v in enumerate(buf.stats.tolist()) if v[1] > 0}
         loss, depth = 0.0, []
         for row in sorted(rows):
-            part, count, *depth_stats = rows[row]
-            loss += count / total * part
-            depth.append((count, *depth_stats))
+            part, *shard_depth = rows[row]
+            depth.append(Depth(*shard_depth))
+            loss += depth[-1].count / total * part
         return Gradients(loss, buf.grads, total, depth)
 
     def _run(self, jobs):

@@ -1,5 +1,5 @@
 """The sub-commands of `scratchlm`, one module each; `COMMANDS` lists them in help order."""
 
-from . import chat, eval, generate, info, run, serve, train
+from . import chat, compare, eval, generate, info, run, serve, train
 
-COMMANDS = [run, train, chat, generate, eval, info, serve]
+COMMANDS = [run, train, compare, chat, generate, eval, info, serve]

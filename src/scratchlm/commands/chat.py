@@ -21,7 +21,7 @@ def register(sub):
 
 def main(args) -> int:
     from ..chat import ChatSession, chat_loop
-    from ..modelfile import load_model
+    from ..model import load_model
 
     sampling = sampling_from_args(args)
     model = load_model(args.model)

@@ -16,7 +16,7 @@ def main(args) -> int:
     from ..errors import InputError
     from ..evaluate import exact_answer_score, examples_loss
     from ..examples import load_examples
-    from ..modelfile import load_model
+    from ..model import load_model
 
     model = load_model(args.model)
     if model.tokenizer is None:

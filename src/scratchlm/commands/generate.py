@@ -58,7 +58,7 @@ def main(args) -> int:
     from ..errors import InputError
     from ..fileio import decode_utf8
     from ..generate import generate_batch, generate_stream
-    from ..modelfile import load_model
+    from ..model import load_model
 
     sampling = sampling_from_args(args)
     if args.prompt == "-":

@@ -12,7 +12,8 @@ def register(sub):
 
 
 def main(args) -> int:
-    from ..modelfile import load_model, read_model_file
+    from ..model import load_model
+    from ..modelfile import read_model_file
 
     model = load_model(args.model)  # runs every check
     f = read_model_file(args.model)

@@ -30,7 +30,7 @@ def register(sub):
 
 def main(args) -> int:
     from ..errors import InputError
-    from ..modelfile import load_model
+    from ..model import load_model
 
     try:
         import uvicorn

@@ -16,13 +16,15 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..fileio import check_file, os_errors
-from ..train import TrainConfig
+from ..optim import OPTIMIZERS
+from ..trainer import TrainConfig
 
 TRAIN_OPTIONS = {  # command-line option -> TrainConfig field
     "epochs": "epochs",
     "steps": "steps",
     "batch_size": "batch_size",
     "lr": "lr",
+    "optimizer": "optimizer",
     "weight_decay": "weight_decay",
     "dropout": "dropout",
     "grad_clip": "grad_clip",
@@ -33,6 +35,15 @@ TRAIN_OPTIONS = {  # command-line option -> TrainConfig field
 
 def register(sub):
     p = sub.add_parser("train", help="train on your own files (example sets or a text corpus)")
+    add_run_options(p)
+    p.add_argument("--max-minutes", type=float, help="stop cleanly after this wall time, and save")
+    p.add_argument("--output", type=Path, default=Path("out/model.safetensors"))
+    p.add_argument("--resume", type=Path, metavar="CHECKPOINT")
+    p.set_defaults(func=main)
+
+
+def add_run_options(p) -> None:
+    """The data and the training options of a run (`train`, and `compare`'s base run)."""
     data = p.add_argument_group("data")
     data.add_argument("--pretrain", type=Path, nargs="+", default=[], metavar="FILE")
     data.add_argument("--chat", type=Path, nargs="+", default=[], metavar="FILE")
@@ -49,6 +60,7 @@ def register(sub):
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--chat-lr", type=float)
+    p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default adamw")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--dropout", type=float, help="training-only dropout rate (default 0)")
     p.add_argument("--grad-clip", type=float)
@@ -57,12 +69,8 @@ def register(sub):
     p.add_argument("--assistant-only", action="store_true", help="chat loss on answers only")
     p.add_argument("--seq-len", type=int, help="corpus: window length (default max_seq_len)")
     p.add_argument("--eval-every", type=int, default=200, help="corpus: updates between evals")
-    p.add_argument("--max-minutes", type=float, help="stop cleanly after this wall time, and save")
     p.add_argument("--seed", type=int, default=0)
     add_threads_option(p)
-    p.add_argument("--output", type=Path, default=Path("out/model.safetensors"))
-    p.add_argument("--resume", type=Path, metavar="CHECKPOINT")
-    p.set_defaults(func=main)
 
 
 def add_threads_option(p):
@@ -110,17 +118,18 @@ def train_config(args, base: dict, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def main(args) -> int:
-    from ..train import CORPUS_TRAIN, Phase, RunOptions, train_corpus, train_examples
+def run_options(args):
+    """The `RunOptions` the options of `add_run_options` describe (the run is not started)."""
+    from ..train import CORPUS_TRAIN, Phase, RunOptions
 
     model_cfg, train_cfg = read_toml(args.config) if args.config else ({}, {})
     opts = RunOptions(
-        output=args.output,
+        output=getattr(args, "output", RunOptions.output),
         tokenizer=args.tokenizer,
         vocab_size=args.vocab_size,
         model=model_cfg,
         seed=args.seed,
-        resume=args.resume,
+        resume=getattr(args, "resume", None),
         threads=args.threads,
     )
     if args.corpus is not None:
@@ -128,14 +137,10 @@ def main(args) -> int:
             raise ConfigError("give either --corpus or --pretrain/--chat/--val files, not both")
         opts.corpus = args.corpus
         opts.train = train_config(args, {**CORPUS_TRAIN, **train_cfg})
-        opts.seq_len, opts.eval_every, opts.max_minutes = (
-            args.seq_len,
-            args.eval_every,
-            args.max_minutes,
-        )
-        train_corpus(opts)
-        return 0
-    if not (args.pretrain or args.chat or args.resume):
+        opts.seq_len, opts.eval_every = args.seq_len, args.eval_every
+        opts.max_minutes = getattr(args, "max_minutes", None)
+        return opts
+    if not (args.pretrain or args.chat or opts.resume):
         raise ConfigError("nothing to train on: give --pretrain and/or --chat files, or --corpus")
     opts.val = args.val
     if args.pretrain:
@@ -143,5 +148,12 @@ def main(args) -> int:
     if args.chat:
         chat_tc = train_config(args, train_cfg, epochs=args.chat_epochs, lr=args.chat_lr)
         opts.phases.append(Phase("chat", args.chat, chat_tc, assistant_only=args.assistant_only))
-    train_examples(opts)
+    return opts
+
+
+def main(args) -> int:
+    from ..train import train_corpus, train_examples
+
+    opts = run_options(args)
+    (train_corpus if opts.corpus is not None else train_examples)(opts)
     return 0

@@ -9,7 +9,7 @@ is `cfg.norm_eps`. gamma and beta: (d,).
 
 import numpy as np
 
-from .param import Param, ones, zeros
+from .param import Layer, Param, ones, zeros
 
 
 def layernorm_params(cfg) -> dict[str, Param]:
@@ -39,3 +39,6 @@ def layernorm_backward(dy, cache):
     g -= g.mean(axis=-1, keepdims=True)  # mean(xhat) = 0, so this leaves mean(g xhat) as it was
     g -= xhat * (g * xhat).mean(axis=-1, keepdims=True)
     return g * r, grads
+
+
+LAYERNORM = Layer(layernorm_params, layernorm_forward, layernorm_backward)

@@ -11,6 +11,7 @@ parameters why it picks the one it does.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +24,15 @@ class Param:
     init: Init
     decay: bool  # does weight decay pull it towards zero?
     role: str  # one line for the parameter table (`scratchlm info --params`, docs)
+
+
+class Layer(NamedTuple):
+    """A swappable layer of the block (a norm, a feed-forward network): what parts.py names."""
+
+    params: Callable  # cfg -> {local name: Param}
+    forward: Callable  # (x, p, cfg) -> y, cache
+    backward: Callable  # (dy, cache) -> dx, {local name: gradient}
+    fused: dict = {}  # a stacked array -> the local names stacked in it, once per call
 
 
 def normal(std: float) -> Init:
@@ -38,7 +48,9 @@ def residual_out(n_steps: int) -> Init:
     """fan_in further divided by sqrt(2 n_steps), for the matrices that WRITE into the residual
     stream: the 2 n_steps residual branches then add up to a bounded variance however deep the
     recursion (the GPT-2 trick)."""
-    return lambda rng, shape: fan_in(rng, shape) / np.sqrt(2 * n_steps)
+    return lambda rng, shape: (
+        rng.standard_normal(shape) * (1.0 / np.sqrt(2 * n_steps) / np.sqrt(shape[0]))
+    )
 
 
 def constant(value: float) -> Init:

@@ -8,7 +8,7 @@ which is why most recent language models use it. `eps` is `cfg.norm_eps`.
 
 import numpy as np
 
-from .param import Param, ones
+from .param import Layer, Param, ones
 
 
 def rmsnorm_params(cfg) -> dict[str, Param]:
@@ -32,3 +32,6 @@ def rmsnorm_backward(dy, cache):
     g = dy * gamma  # (..., d)
     dx = (g - xhat * (g * xhat).mean(axis=-1, keepdims=True)) * r
     return dx, {"gamma": dgamma}
+
+
+RMSNORM = Layer(rmsnorm_params, rmsnorm_forward, rmsnorm_backward)

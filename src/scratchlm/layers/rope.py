@@ -17,6 +17,8 @@ import functools
 
 import numpy as np
 
+from .attention import Position, softmax_attention_backward, softmax_attention_forward
+
 
 @functools.lru_cache(maxsize=64)
 def _angles(n_positions: int, d_head: int, base: float, dtype: np.dtype):
@@ -56,3 +58,12 @@ def _rotate(x, cos, sin):
     np.subtract(x1 * cos, x2 * sin, out=out[..., :half])
     np.add(x1 * sin, x2 * cos, out=out[..., half:])
     return out
+
+
+ROPE = Position(
+    lambda cfg: {},  # no parameters
+    softmax_attention_forward,
+    softmax_attention_backward,
+    rope_forward,
+    rope_backward,
+)
