@@ -26,19 +26,17 @@ def rand(seed, *shape):
     return np.random.default_rng(seed).standard_normal(shape)
 
 
-def check(forward, backward, arrays: dict, seed=0):
-    """forward() -> (out, cache) reads `arrays`; backward(dout, cache) -> grads in their order."""
+def check(forward, backward, x, p: dict, seed=0):
+    """forward() -> (out, cache) reads x and the weights p; backward(dout, cache) -> dx, dp."""
     out, cache = forward()
     R = rand(seed + 100, *out.shape)
-    grads = backward(R, cache)
-    assert_grads_close(
-        lambda: np.sum(forward()[0] * R), arrays, dict(zip(arrays, grads, strict=True))
-    )
+    dx, dp = backward(R, cache)
+    assert_grads_close(lambda: np.sum(forward()[0] * R), {"x": x} | p, {"x": dx} | dp)
 
 
 def test_post_norm():
     u = rand(1, 2, 3, 5)
-    check(lambda: post_norm_forward(u, CFG), lambda d, c: [post_norm_backward(d, c)], {"u": u})
+    check(lambda: post_norm_forward(u, CFG), lambda d, c: (post_norm_backward(d, c), {}), u, {})
     y, _ = post_norm_forward(u, CFG)
     assert np.allclose(
         np.sqrt((y**2).mean(axis=-1)), 1.0, atol=1e-4
@@ -46,41 +44,33 @@ def test_post_norm():
 
 
 def test_token_mix():
-    h, w13, w2 = rand(2, 2, 5, 3), rand(3, 2, 5, 6), rand(4, 6, 5)
-    check(
-        lambda: token_mix_forward(h, w13, w2, CFG),
-        token_mix_backward,
-        {"h": h, "w13": w13, "w2": w2},
-    )
+    h, p = rand(2, 2, 5, 3), {"w13": rand(3, 2, 5, 6), "w2": rand(4, 6, 5)}
+    check(lambda: token_mix_forward(h, p, CFG), token_mix_backward, h, p)
 
 
 def test_token_mix_mixes_positions_not_features():
     """Feature j of the output depends only on feature j of the input, at every position."""
-    h, w13, w2 = rand(5, 1, 5, 3), rand(6, 2, 5, 6), rand(7, 6, 5)
-    out, _ = token_mix_forward(h, w13, w2, CFG)
+    h, p = rand(5, 1, 5, 3), {"w13": rand(6, 2, 5, 6), "w2": rand(7, 6, 5)}
+    out, _ = token_mix_forward(h, p, CFG)
     h2 = h.copy()
     h2[:, :, 1] += 1.0  # change feature 1 everywhere
-    out2, _ = token_mix_forward(h2, w13, w2, CFG)
+    out2, _ = token_mix_forward(h2, p, CFG)
     assert np.allclose(out[:, :, [0, 2]], out2[:, :, [0, 2]])
     assert not np.allclose(out[:, :, 1], out2[:, :, 1])
 
 
 def test_attention():
-    h, wqkv, wo = rand(8, 2, 5, 8), rand(9, 3, 8, 8) * 0.5, rand(10, 8, 8) * 0.5
-    check(
-        lambda: attention_forward(h, wqkv, wo, 2, CFG),
-        attention_backward,
-        {"h": h, "wqkv": wqkv, "wo": wo},
-    )
+    h, p = rand(8, 2, 5, 8), {"w_qkv": rand(9, 3, 8, 8) * 0.5, "wo": rand(10, 8, 8) * 0.5}
+    check(lambda: attention_forward(h, p, CFG), attention_backward, h, p)
 
 
 def test_attention_is_not_causal():
     """The first position sees the last one (a Sudoku cell depends on cells after it)."""
-    h, wqkv, wo = rand(11, 1, 5, 8), rand(12, 3, 8, 8), rand(13, 8, 8)
-    out, _ = attention_forward(h, wqkv, wo, 2, CFG)
+    h, p = rand(11, 1, 5, 8), {"w_qkv": rand(12, 3, 8, 8), "wo": rand(13, 8, 8)}
+    out, _ = attention_forward(h, p, CFG)
     h2 = h.copy()
     h2[0, -1] += 1.0
-    out2, _ = attention_forward(h2, wqkv, wo, 2, CFG)
+    out2, _ = attention_forward(h2, p, CFG)
     assert not np.allclose(out[0, 0], out2[0, 0])
 
 

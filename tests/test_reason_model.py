@@ -4,7 +4,7 @@ the rule check, training under a budget, and the `scratchlm sudoku` command."""
 import numpy as np
 import pytest
 
-from scratchlm import ModelConfig
+from scratchlm import ModelConfig, load_model
 from scratchlm.cli import main
 from scratchlm.errors import (
     ModelFileConfigError,
@@ -13,7 +13,6 @@ from scratchlm.errors import (
     PuzzleError,
 )
 from scratchlm.model import Model
-from scratchlm.modelfile import load_model
 from scratchlm.reason.config import ReasonConfig
 from scratchlm.reason.model import Reasoner, load_reasoner
 from scratchlm.reason.puzzles import make_set, save_set

@@ -111,8 +111,18 @@ def test_solver(puzzle_and_solution):
         ("." * 36, "several_solutions", "several solutions (0 givens)"),
         ("12345." + "....6." + "." * 24, "no_solution", "no solution"),
     ],
-    ids=["short", "long", "empty", "digit 7", "letter", "unicode", "row", "column", "blank",
-         "impossible"],
+    ids=[
+        "short",
+        "long",
+        "empty",
+        "digit 7",
+        "letter",
+        "unicode",
+        "row",
+        "column",
+        "blank",
+        "impossible",
+    ],
 )
 def test_malformed_puzzles(text, kind, words):
     with pytest.raises(PuzzleError) as e:

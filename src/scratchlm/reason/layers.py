@@ -35,25 +35,25 @@ class MixCache(NamedTuple):
     norm: tuple
 
 
-def token_mix_forward(h, w13, w2, cfg):
-    """h (B, L, d), w13 (2, L, F), w2 (F, L) -> (B, L, d): the MLP-mixer's token mixing with its
-    post-norm residual, as the paper's code has it:
+def token_mix_forward(h, p, cfg):
+    """h (B, L, d), p: w13 (2, L, F), w2 (F, L) -> (B, L, d): the MLP-mixer's token mixing with
+    its post-norm residual, as the paper's code has it:
 
         u = h^T + SwiGLU(h^T)        h^T (B, d, L): each feature's column of L positions
         out = RMSNorm(u)^T           normalised over the POSITIONS (u's last axis), no gain
 
     The same SwiGLU mixes every feature's column, so it needs a fixed number of positions."""
     ht = h.transpose(0, 2, 1)  # (B, d, L)
-    m, c_swiglu = swiglu_forward(ht, w13, w2)  # (B, d, L)
+    m, c_swiglu = swiglu_forward(ht, p, cfg)  # (B, d, L)
     u, c_norm = post_norm_forward(ht + m, cfg)
     return u.transpose(0, 2, 1), MixCache(c_swiglu, c_norm)
 
 
 def token_mix_backward(dout, cache: MixCache):
-    """dout (B, L, d) -> dh (B, L, d), dw13, dw2."""
+    """dout (B, L, d) -> dh (B, L, d), {"w13", "w2"}."""
     du = post_norm_backward(dout.transpose(0, 2, 1), cache.norm)  # (B, d, L)
-    dht, dw13, dw2 = swiglu_backward(du, cache.swiglu)
-    return (du + dht).transpose(0, 2, 1), dw13, dw2
+    dht, grads = swiglu_backward(du, cache.swiglu)
+    return (du + dht).transpose(0, 2, 1), grads
 
 
 def post_norm_forward(u, cfg):
@@ -85,26 +85,26 @@ class AttentionCache(NamedTuple):
     out: tuple  # cache of the output projection
 
 
-def attention_forward(h, wqkv, wo, n_heads, cfg):
-    """h (B, L, d), wqkv (3, d, d) stacked [wq, wk, wv], wo (d, d) -> (B, L, d).
+def attention_forward(h, p, cfg):
+    """h (B, L, d), p: w_qkv (3, d, d) stacked [wq, wk, wv], wo (d, d) -> (B, L, d).
 
     a = softmax(q' k'^T / sqrt(dh)) over all positions, q', k' rotated by RoPE (cfg: its
-    max_seq_len and rope_base)."""
-    (q, k, v), c_qkv = stacked_linear_forward(h, wqkv)  # (B, L, d) each
-    q, k, v = (split_heads(t, n_heads) for t in (q, k, v))  # (B, H, L, dh)
+    n_heads, max_seq_len and rope_base)."""
+    (q, k, v), c_qkv = stacked_linear_forward(h, p["w_qkv"])  # (B, L, d) each
+    q, k, v = (split_heads(t, cfg.n_heads) for t in (q, k, v))  # (B, H, L, dh)
     q, c_rope = rope_forward(q, None, cfg)
     k, _ = rope_forward(k, None, cfg)
     s = q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1])  # (B, H, L, L)
     s -= s.max(axis=-1, keepdims=True)
     a = np.exp(s)
     a /= a.sum(axis=-1, keepdims=True)
-    out, c_out = linear_forward(merge_heads(a @ v), wo)  # (B, L, d)
+    out, c_out = linear_forward(merge_heads(a @ v), p["wo"])  # (B, L, d)
     return out, AttentionCache(c_qkv, q, k, v, a, c_rope, c_out)
 
 
 # Softmax backward per row: ds = a * (da - sum_j a_j da_j).
 def attention_backward(dout, cache: AttentionCache):
-    """-> dh (B, L, d), dwqkv (3, d, d), dwo (d, d)."""
+    """-> dh (B, L, d), {"w_qkv": (3, d, d), "wo": (d, d)}."""
     c = cache
     do, dwo = linear_backward(dout, c.out)
     do = split_heads(do, c.q.shape[1])  # (B, H, L, dh)
@@ -116,7 +116,7 @@ def attention_backward(dout, cache: AttentionCache):
     dk = rope_backward(ds.swapaxes(-1, -2) @ c.q, c.rope)
     dqkv = np.stack([merge_heads(t) for t in (dq, dk, dv)])  # (3, B, L, d)
     dh, dwqkv = stacked_linear_backward(dqkv, c.qkv)
-    return dh, dwqkv, dwo
+    return dh, {"w_qkv": dwqkv, "wo": dwo}
 
 
 # ----------------------------------------------------------------------------- losses

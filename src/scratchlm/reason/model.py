@@ -11,14 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import (
-    ConfigError,
-    InputError,
-    ModelFileConfigError,
-    ModelFileShapeError,
-    ModelFileValueError,
-)
-from ..modelfile import read_model_file, save_model
+from ..errors import ConfigError, InputError, ModelFileConfigError
+from ..modelfile import check_finite, check_shapes, read_model_file, save_model
 from .config import ReasonConfig, init_params, param_shapes
 from .sudoku import N_CELLS, check_puzzle, rule_problems
 from .trm import initial_state, supervision_step
@@ -104,16 +98,7 @@ def load_reasoner(path, dtype="float32") -> Reasoner:
     except (ConfigError, TypeError) as e:
         raise ModelFileConfigError(f"{mf.path}: config check failed: {e}") from e
     expected = param_shapes(config)
-    if set(mf.tensors) != set(expected):
-        wrong = sorted(set(mf.tensors) ^ set(expected))
-        raise ModelFileShapeError(f"{mf.path}: shape check failed: tensor(s) {wrong} do not match")
-    for name, shape in expected.items():
-        if mf.tensors[name].shape != shape:
-            raise ModelFileShapeError(
-                f"{mf.path}: shape check failed: {name!r} is {mf.tensors[name].shape}, "
-                f"the config expects {shape}"
-            )
-        if not np.all(np.isfinite(mf.tensors[name])):
-            raise ModelFileValueError(f"{mf.path}: value check failed: {name!r} is not finite")
+    check_shapes(mf.path, mf.tensors, expected)
+    check_finite(mf.path, mf.tensors)
     params = {n: mf.tensors[n].astype(dtype) for n in expected}
     return Reasoner(config, dtype=dtype, params=params)

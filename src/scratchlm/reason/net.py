@@ -9,17 +9,19 @@ Each layer, on h (B, L, d):
 Post-norm (the norm AFTER each residual sum, as in the paper's code) keeps every call's output at
 unit scale however often the network is applied to its own output.
 
-The weights of a layer's stacked products are fused once per supervision step (`fuse`), not at
-each of its many calls; `net_backward` returns gradients of the fused arrays, which the caller
-sums over the calls (`add_into`) and splits back into named parameters once (`unfuse`).
+Each part's forward and backward pass takes and returns its weights by local name, with the groups
+a layer multiplies in one product stacked (SwiGLU's w13 = [w1, w3], attention's w_qkv): `fuse`
+stacks them once per supervision step, not at each of its many calls; `net_backward` returns
+gradients in the same shape, which the caller sums over the calls (`add_into`) and splits back
+into named parameters once (`unfuse`).
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-from ..layers.swiglu import swiglu_backward, swiglu_forward
-from .config import ReasonConfig
+from ..layers.swiglu import SWIGLU_FUSED, swiglu_backward, swiglu_forward
+from .config import ReasonConfig, layer_params
 from .layers import (
     attention_backward,
     attention_forward,
@@ -36,41 +38,45 @@ class LayerCache(NamedTuple):
     norm: tuple
 
 
-def fuse(params: dict, cfg: ReasonConfig, prefix: str = "layers") -> list[dict]:
-    """Per layer: its stacked weights, {"mix13", "mix2" | "qkv", "wo", "ffn13", "ffn2"}."""
+# Each part of a layer, and its weights stacked for one product (as the layers declare them).
+FUSED = {"mix": SWIGLU_FUSED, "attn": {"w_qkv": ("wq", "wk", "wv")}, "ffn": SWIGLU_FUSED}
+
+
+def fuse(params: dict, cfg: ReasonConfig) -> list[dict]:
+    """Per layer: {part: {local name: array}}, each part's fused groups stacked (2 or 3, n, m)."""
     fused = []
     for k in range(cfg.n_layers):
-        p = lambda n, k=k: params[f"{prefix}.{k}.{n}"]  # noqa: E731
-        w = {"ffn13": np.stack([p("ffn.w1"), p("ffn.w3")]), "ffn2": p("ffn.w2")}
-        if cfg.mixer == "mlp":
-            w |= {"mix13": np.stack([p("mix.w1"), p("mix.w3")]), "mix2": p("mix.w2")}
-        else:
-            w |= {"qkv": np.stack([p("attn.wq"), p("attn.wk"), p("attn.wv")]), "wo": p("attn.wo")}
-        fused.append(w)
+        parts: dict[str, dict] = {}
+        for name in layer_params(cfg):
+            part, local = name.split(".")
+            parts.setdefault(part, {})[local] = params[f"layers.{k}.{name}"]
+        for part, local in parts.items():
+            for group, names in FUSED[part].items():
+                local[group] = np.stack([local.pop(n) for n in names])
+        fused.append(parts)
     return fused
 
 
-def unfuse(fused_grads: list[dict], cfg: ReasonConfig, prefix: str = "layers") -> dict:
+def unfuse(fused_grads: list[dict], cfg: ReasonConfig) -> dict:
     """The gradients of `fuse`'s arrays as gradients of the named parameters."""
     grads = {}
-    for k, g in enumerate(fused_grads):
-        names = {"ffn.w1": g["ffn13"][0], "ffn.w3": g["ffn13"][1], "ffn.w2": g["ffn2"]}
-        if cfg.mixer == "mlp":
-            names |= {"mix.w1": g["mix13"][0], "mix.w3": g["mix13"][1], "mix.w2": g["mix2"]}
-        else:
-            names |= {f"attn.{w}": g["qkv"][i] for i, w in enumerate(("wq", "wk", "wv"))}
-            names["attn.wo"] = g["wo"]
-        grads |= {f"{prefix}.{k}.{n}": a for n, a in names.items()}
+    for k, parts in enumerate(fused_grads):
+        for part, local in parts.items():
+            for group, array in local.items():
+                names = FUSED[part].get(group, (group,))
+                stacked = array if group in FUSED[part] else [array]
+                grads |= {f"layers.{k}.{part}.{n}": a for n, a in zip(names, stacked, strict=True)}
     return grads
 
 
 def add_into(total: list[dict] | None, grads: list[dict]) -> list[dict]:
-    """total += grads, layer by layer and array by array (the first call's grads start it)."""
+    """total += grads, array by array (the first call's grads start it)."""
     if total is None:
         return grads
     for t, g in zip(total, grads, strict=True):
-        for name in t:
-            t[name] += g[name]
+        for part, local in t.items():
+            for name in local:
+                local[name] += g[part][name]
     return total
 
 
@@ -79,31 +85,31 @@ def net_forward(h, fused: list[dict], cfg: ReasonConfig):
     caches = []
     for w in fused:
         if cfg.mixer == "mlp":
-            h, c_mix = token_mix_forward(h, w["mix13"], w["mix2"], cfg)
+            h, c_mix = token_mix_forward(h, w["mix"], cfg)
         else:
-            a, c_attn = attention_forward(h, w["qkv"], w["wo"], cfg.n_heads, cfg)
+            a, c_attn = attention_forward(h, w["attn"], cfg)
             h, c_norm = post_norm_forward(h + a, cfg)
             c_mix = (c_attn, c_norm)
-        f, c_ffn = swiglu_forward(h, w["ffn13"], w["ffn2"])  # (B, L, d)
+        f, c_ffn = swiglu_forward(h, w["ffn"], cfg)  # (B, L, d)
         h, c_norm = post_norm_forward(h + f, cfg)
         caches.append(LayerCache(c_mix, c_ffn, c_norm))
     return h, caches
 
 
 def net_backward(dout, caches: list[LayerCache], cfg: ReasonConfig):
-    """-> dh (B, L, d), the fused weights' gradients (one dict per layer)."""
+    """-> dh (B, L, d), the fused weights' gradients ({part: {name: array}} per layer)."""
     grads = []
     for c in reversed(caches):
         du = post_norm_backward(dout, c.norm)  # d(h + f)
-        dh, dffn13, dffn2 = swiglu_backward(du, c.ffn)
+        dh, g = swiglu_backward(du, c.ffn)
         dh += du
-        g = {"ffn13": dffn13, "ffn2": dffn2}
+        g = {"ffn": g}
         if cfg.mixer == "mlp":
-            dout, g["mix13"], g["mix2"] = token_mix_backward(dh, c.mix)
+            dout, g["mix"] = token_mix_backward(dh, c.mix)
         else:
             c_attn, c_norm = c.mix
             du = post_norm_backward(dh, c_norm)  # d(h + a)
-            dout, g["qkv"], g["wo"] = attention_backward(du, c_attn)
+            dout, g["attn"] = attention_backward(du, c_attn)
             dout += du
         grads.append(g)
     return dout, grads[::-1]
