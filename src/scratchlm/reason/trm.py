@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..layers.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from ..layers.embedding import scatter_add_rows
 from .config import ReasonConfig
 from .layers import (
     halt_bce_backward,
@@ -60,18 +61,16 @@ def embed_backward(dx, puzzles, cfg: ReasonConfig) -> dict:
     """-> {"tok_emb", "reg_emb"}: each row sums dx over the positions that read it."""
     dx = dx * np.sqrt(cfg.d_model)
     R = cfg.n_registers
-    dtok = np.zeros((cfg.vocab_size, cfg.d_model), dtype=dx.dtype)
-    cells = dx[:, R:].reshape(-1, cfg.d_model)  # (B * n_cells, d)
-    np.add.at(dtok, puzzles.reshape(-1), cells)
+    dtok = scatter_add_rows((cfg.vocab_size, cfg.d_model), puzzles, dx[:, R:])  # (V, d)
     return {"tok_emb": dtok, "reg_emb": dx[:, :R].sum(axis=0)}
 
 
 def initial_state(params, batch: int, cfg: ReasonConfig):
     """y and z before the first step: the fixed vectors y_init, z_init at every position."""
     shape = (batch, cfg.seq_len, cfg.d_model)
-    return np.broadcast_to(params["y_init"], shape).copy(), np.broadcast_to(
-        params["z_init"], shape
-    ).copy()
+    y = np.broadcast_to(params["y_init"], shape).copy()
+    z = np.broadcast_to(params["z_init"], shape).copy()
+    return y, z
 
 
 def call_kinds(cfg: ReasonConfig) -> list[str]:
