@@ -13,8 +13,10 @@ forward compute as one TRM supervision step). Each case trains in its own proces
 thread, for `--minutes` of training time (evaluations excluded), and prints progress lines
 (`progress case=... minutes=... expert=...`: the exact rate on a subset of the expert test
 puzzles, EMA weights) as it goes; at the end it scores the whole test set and prints a `result`
-line. The parent then prints `summary` lines (mean and spread over seeds per level), the curve
-of rate against minutes, and the acceptance line of issue 23 (TRM on expert puzzles >= 0.5, and at
+line and keeps its model (`model_<case>_<seed>.safetensors` in --data: `scratchlm sudoku eval`
+and `solve` read it). The parent then prints `summary` lines (mean and spread over seeds per
+level), the rate after each supervision step on the whole test set, the curve of rate against
+minutes, and the acceptance line of issue 23 (TRM on expert puzzles >= 0.5, and at
 least twice the rate of `direct`).
 
 The puzzle sets are made once (seeded) and kept in --data (reused by later runs): training
@@ -91,7 +93,9 @@ def run_case(case: str, seed: int, minutes: float, eval_every: float, folder: Pa
         )
 
     trainer.run(on_eval)
-    scores = evaluate(trainer.ema_model(), test)
+    model = trainer.ema_model()
+    model.save(folder / f"model_{case}_{seed}.safetensors", description=f"trm_sudoku.py {case}")
+    scores = evaluate(model, test)
     result = {
         "case": case,
         "seed": seed,
