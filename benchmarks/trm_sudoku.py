@@ -5,6 +5,7 @@ held-out puzzles, by difficulty, for several seeds.
     python benchmarks/trm_sudoku.py --jobs 2                 two cases at a time, one core each
     python benchmarks/trm_sudoku.py --models trm direct --seeds 0 --minutes 5
     python benchmarks/trm_sudoku.py --case trm --seed 0      one case in this process
+    python benchmarks/trm_sudoku.py --report                 summarise the results kept in --data
 
 Cases (docs/reason.md): `trm` (the Tiny Recursive Model, backprop through the last recursion),
 `onestep` (the same with the one-step gradient of HRM), `direct` (the same 2-layer network applied
@@ -194,7 +195,11 @@ def main() -> None:
     p.add_argument("--case", help="run this one case here (what the parent starts)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="with --case: write the result here")
+    p.add_argument("--report", action="store_true", help="only summarise the results in --data")
     args = p.parse_args()
+    if args.report:
+        summarise([json.loads(f.read_text()) for f in sorted(args.data.glob("result_*.json"))])
+        return
     if args.case:
         result = run_case(args.case, args.seed, args.minutes, args.eval_every, args.data)
         if args.json:
