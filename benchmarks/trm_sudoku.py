@@ -44,7 +44,6 @@ TRAIN_COUNTS = {0: 500, 1: 1500, 2: 1500, 3: 500}  # puzzles per level; augmente
 TEST_COUNTS = {0: 200, 1: 200, 2: 300, 3: 500}
 PROGRESS_PUZZLES = 200  # expert test puzzles scored at each progress line
 MODEL = dict(d_model=16, n=6, T=3, n_sup=16, loss="stablemax")  # the TRM's network and recursion
-TRAINING = dict(batch_size=128, lr=3e-3)
 
 
 def case_config(case: str) -> ReasonConfig:
@@ -80,7 +79,7 @@ def run_case(case: str, seed: int, minutes: float, eval_every: float, folder: Pa
     expert = np.flatnonzero(test.levels == 3)[:PROGRESS_PUZZLES]
     progress_set = PuzzleSet(test.puzzles[expert], test.solutions[expert], test.levels[expert])
     cfg = case_config(case)
-    settings = TrainSettings(minutes=minutes, eval_every=eval_every, seed=seed, **TRAINING)
+    settings = TrainSettings(minutes=minutes, eval_every=eval_every, seed=seed)  # the defaults
     trainer = Trainer(Reasoner(cfg, seed=seed), train, settings)
     curve = []
 

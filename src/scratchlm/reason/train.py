@@ -34,7 +34,7 @@ class TrainSettings:
     minutes: float = 20.0  # training time budget
     max_steps: int | None = None  # stop after this many updates instead (tests)
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 3e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 50
     weight_decay: float = 0.1
