@@ -12,7 +12,7 @@ import sys
 import traceback
 
 from . import __version__
-from .commands import COMMANDS
+from .commands import COMMANDS, sudoku
 from .errors import ScratchLMError
 from .parallel import error_exit, stop_all
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in COMMANDS:
+    for module in [*COMMANDS, sudoku]:
         module.register(sub)
     return parser
 

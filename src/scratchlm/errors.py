@@ -105,3 +105,15 @@ class WriteError(ScratchLMError):
     """An output file other than a model (a token file, the metrics, the loss plot) could not be
     written: a full disk, no permission, a folder in the way. The previous file, if any, is
     intact."""
+
+
+class PuzzleError(ScratchLMError, ValueError):
+    """A Sudoku puzzle that cannot be used (reason/sudoku.py): the wrong number of cells, a symbol
+    that is not a digit of the grid, two equal digits in one row, column or box, no solution, or
+    more than one. `kind` says which ("size", "symbol", "contradiction", "no_solution",
+    "several_solutions", or "read" for a file that cannot be read at all); the message names the
+    source, the cell and the problem."""
+
+    def __init__(self, message: str, kind: str = "read"):
+        super().__init__(message)
+        self.kind = kind
