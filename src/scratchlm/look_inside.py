@@ -21,8 +21,8 @@ handled: batches (one sequence at a time), the gates and the scores before the s
 import numpy as np
 
 from . import chat_format
-from .prompts import fit
 from .errors import InputError
+from .prompts import fit
 
 
 def look_inside(model, ids, step: int = 0, head: int = 0) -> dict:
