@@ -291,7 +291,7 @@ class DataParallel:
         buf = self._buffer_for(len(micro_batches) * self.n_shards)
         buf.flat.fill(0.0)
         rows = {}
-        with self._blas_limit():
+        with self.blas_limit():
             for (row, *_), (loss, grads, stats) in zip(jobs, self._run(jobs), strict=True):
                 count = counts[row // self.n_shards][row % self.n_shards]
                 accumulate(buf.grads, grads, count / total)
@@ -317,8 +317,10 @@ class DataParallel:
 
         return map(run, jobs) if self._pool is None else self._pool.map(run, jobs)
 
-    def _blas_limit(self):
-        # Threads that each call a multi-threaded BLAS would oversubscribe the cores.
+    def blas_limit(self):
+        """A context in which BLAS keeps to this process's share of the cores per thread: threads
+        that each call a multi-threaded BLAS would oversubscribe the cores, and BLAS threads left
+        spinning after a multi-threaded call (Muon's Newton-Schulz products) slow the next shards."""
         return contextlib.nullcontext() if self._pool is None else _blas_threads(self._blas)
 
     def _buffer_for(self, n_rows: int) -> GradBuffer:

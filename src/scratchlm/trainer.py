@@ -133,7 +133,8 @@ class Trainer:
         self.bad_in_row = 0
         norm = self.gradients.add(total, micro_batches[0])
         clip_grad_norm(total, self.tc.grad_clip or None, norm)
-        self.opt.step(total, lr=lr)
+        with self.parallel.blas_limit():  # measured: Muon's step otherwise slows the next update
+            self.opt.step(total, lr=lr)
         self.step += 1
         self.last_lr = lr
         return {"loss": loss, "grad_norm": norm, "tokens": tokens, "depth": depth}
