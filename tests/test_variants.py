@@ -265,6 +265,17 @@ def test_cached_decoding_equals_the_full_forward_pass(variant, layout):
         logits = decoder.advance(logits.argmax(axis=-1))
 
 
+@pytest.mark.parametrize(("variant", "layout"), CASES)
+def test_a_float32_model_computes_in_float32(variant, layout):
+    """No float64 constant promotes a float32 model's arithmetic (NumPy 2 keeps a NumPy float64
+    scalar's precision): that silently made a GELU model train at a third of its speed."""
+    model = small_model(variant_config(variant, layout), 5, dtype="float32")
+    ids = np.random.default_rng(5).integers(0, 11, (2, 7))
+    loss, grads = model.loss_and_grads(ids, np.roll(ids, -1, axis=1))
+    assert model.logits(ids).dtype == np.float32
+    assert {name for name, g in grads.items() if g.dtype != np.float32} == set()
+
+
 def test_rope_positions_make_a_difference():
     """Without learned positions, RoPE alone tells the order: a model that sees a shuffled
     prefix predicts differently (the `none` scheme cannot tell, up to causality)."""

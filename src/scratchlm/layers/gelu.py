@@ -6,12 +6,15 @@ One up projection (d, F) instead of SwiGLU's two, so at the same d_ff it has a t
 parameters and multiply-adds.
 """
 
+import math
+
 import numpy as np
 
 from .linear import linear_backward, linear_forward
 from .param import Layer, Param, fan_in, residual_out
 
-C = np.sqrt(2.0 / np.pi)
+# A Python float: a NumPy float64 scalar would turn a float32 model's arithmetic into float64.
+C = math.sqrt(2.0 / math.pi)
 K = 0.044715
 
 

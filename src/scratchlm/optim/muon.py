@@ -19,6 +19,8 @@ quintic coefficients (3.4445, -4.7750, 2.0315) of Jordan et al., which push ever
 into about [0.7, 1.2] in few steps (not exactly to 1: close enough, and much faster).
 """
 
+import math
+
 import numpy as np
 
 from .adamw import adam_update
@@ -62,4 +64,4 @@ class Muon(Optimizer):
         m *= self.beta1
         m += g
         o = newton_schulz(g + self.beta1 * m)  # (rows, cols)
-        p -= (lr * 0.2 * np.sqrt(max(p.shape))) * o.astype(p.dtype, copy=False)
+        p -= (lr * 0.2 * math.sqrt(max(p.shape))) * o.astype(p.dtype, copy=False)
