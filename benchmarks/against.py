@@ -7,8 +7,8 @@ probe runs on both trees, alternating, each case in a fresh process (the allocat
 per-process) with the tree's own `src/` on the path. The best of the rounds counts, so that a busy
 moment of the machine does not. The cases:
 
-    shakespeare_training the training tokens/s of the Tiny Shakespeare preset's model (batch 16 x 64)
-                         on the real corpus, as `Trainer.fit_corpus` reports them (window sampling
+    shakespeare_training the training tokens/s of the Tiny Shakespeare preset's shape with the
+                         default parts (DyT, AdamW; batch 16 x 64) on the real corpus, as `Trainer.fit_corpus` reports them (window sampling
                          and updates, evaluation excluded) over `--steps` updates, with the command
                          line's allocator setting and thread count (a tree whose Trainer has no
                          `threads` runs one shard)
@@ -41,9 +41,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = os.environ.get("SCRATCHLM_SHAKESPEARE", REPO.parent / "shared/data/tinyshakespeare.txt")
-SHAKESPEARE = dict(  # the preset's model (train.CORPUS_MODEL); the training case takes the
+# The preset's shape (train.CORPUS_MODEL) with the default parts; the training case takes the
+# vocabulary of the tree's char tokenizer (the corpus's 65 characters and the specials).
+SHAKESPEARE = dict(
     vocab_size=68, d_model=128, n_heads=4, d_ff=512, depth=3, max_seq_len=64, cope_max_pos=16
-)  # vocabulary of the tree's char tokenizer (the corpus's 65 characters and the specials)
+)
 LARGE = dict(vocab_size=4096, d_model=384, n_heads=6, d_ff=1024, depth=6, max_seq_len=256)
 DEMO = dict(vocab_size=2041, n_heads=4)  # `make demo`'s model: the defaults, 4 heads
 

@@ -7,10 +7,12 @@ token file beside its corpus) and prints its table.
     python benchmarks/lab_shakespeare.py combos
     python benchmarks/lab_shakespeare.py leaders [--seeds 0 1 2]
 
-Each stage reads its variants from benchmarks/lab/<stage>.toml. The budget is training time
-(evaluations excluded; each variant's cosine schedule sized to it from a few timed updates), the
-same validation windows for every run, and the time and tokens until the validation loss first
-reaches 1.88 (nanoGPT's CPU preset's best) are reported beside the final loss.
+Each stage reads its variants from benchmarks/lab/<stage>.toml; the base run is the preset as the
+race found it (benchmarks/lab/base.toml: DyT and AdamW, before RMSNorm and Muon won). The budget
+is training time (evaluations excluded; each variant's cosine schedule sized to it from a few
+timed updates), the same validation windows for every run of a seed, and the time and tokens until
+the validation loss first reaches 1.88 (nanoGPT's CPU preset's best) are reported beside the final
+loss.
 """
 
 import argparse
@@ -22,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+LAB = REPO / "benchmarks/lab"  # base.toml (the base run) and one file of variants per stage
 CORPUS = os.environ.get("SCRATCHLM_SHAKESPEARE", REPO.parent / "shared/data/tinyshakespeare.txt")
 
 
@@ -40,7 +43,7 @@ def main():
         cmd = [sys.executable, "-m", "scratchlm", "--log-level", "warning", "compare"]
         cmd += ["--corpus", corpus, "--tokenizer", "char", "--minutes", str(args.minutes)]
         cmd += ["--eval-every", "50", "--target-loss", "1.88", "--seeds", *map(str, seeds)]
-        cmd += ["--variants", str(REPO / "benchmarks/lab" / f"{args.stage}.toml")]
+        cmd += ["--config", str(LAB / "base.toml"), "--variants", str(LAB / f"{args.stage}.toml")]
         cmd += ["--output-dir", str(out), "--points", str(out / "points.csv"), "--plot-grads"]
         sys.exit(subprocess.run(cmd, cwd=tmp).returncode)
 

@@ -1,10 +1,10 @@
 """`scratchlm train`: the seed's two phases on your files, or step-based training on a corpus.
 
     scratchlm train --pretrain facts.json --chat chat.json [--val held_out.json --epochs 30 ...]
-    scratchlm train --corpus input.txt --tokenizer char [--steps 1400 --max-minutes 2 ...]
+    scratchlm train --corpus input.txt --tokenizer char [--steps 2000 --max-minutes 2 ...]
 
-Corpus training starts from the Tiny Shakespeare preset (corpus.py), example sets from
-TrainConfig's defaults.
+Corpus training starts from the Tiny Shakespeare preset (train.CORPUS_MODEL, CORPUS_TRAIN), example
+sets from TrainConfig's defaults.
 
 A TOML file (`--config`) may hold a [model] table (ModelConfig fields) and a [train] table
 (TrainConfig fields); options given on the command line win.
@@ -61,7 +61,9 @@ def add_run_options(p) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--chat-lr", type=float)
-    p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default adamw")
+    p.add_argument(
+        "--optimizer", choices=tuple(OPTIMIZERS), help="default adamw; muon for --corpus"
+    )
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--dropout", type=float, help="training-only dropout rate (default 0)")
     p.add_argument("--grad-clip", type=float)
