@@ -1,12 +1,15 @@
-"""Fixtures shared by the test files: a full disk, a small token corpus, small model files."""
+"""Fixtures shared by the test files: a full disk, a small token corpus, small model files, and the
+server tests' trained model, server and client."""
 
 import os
 import tempfile
 
 import numpy as np
+import openai
 import pytest
 from helpers import CORPUS, write
 from models import word_model
+from serving import serving, trained_model
 
 from scratchlm import Model, ModelConfig
 from scratchlm.checkpoint import save_checkpoint
@@ -82,3 +85,25 @@ def model_seeds(tmp_path_factory) -> list[tuple[str, bytes]]:
         save_checkpoint(d / name, model, opt.state_dict(), state)
         seeds.append((name, (d / name).read_bytes()))
     return seeds
+
+
+# ------------------------------------------------------------------------------ the server tests
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """The server tests' small trained chat model (tests/serving.py), trained once per process."""
+    return trained_model(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def server(model_path):
+    """`scratchlm serve` of that model in a child process, one per test module."""
+    with serving(model_path) as server:
+        yield server
+
+
+@pytest.fixture
+def client(server):
+    """The official `openai` client of that server."""
+    return openai.OpenAI(base_url=server.url + "v1", api_key="unused", max_retries=0, timeout=60)

@@ -124,9 +124,13 @@ def test_cli_generate_train_solve_eval(tmp_path, capsys, data):
     copy_model().save(tmp_path / "copy.json")
     assert main(["sudoku", "solve", str(tmp_path / "copy.json"), GRID]) == 0
     assert "solved (checked against the rules), first right after step 1" in capsys.readouterr().out
-    assert main(["sudoku", "eval", str(model_path), "--test-set", str(tmp_path / "train.npz")]) == 0
+    test_set, plot = str(tmp_path / "train.npz"), tmp_path / "steps.png"
+    assert (
+        main(["sudoku", "eval", str(model_path), "--test-set", test_set, "--plot", str(plot)]) == 0
+    )
     out = capsys.readouterr().out
     assert "level=medium puzzles=6" in out and "step=2 medium=" in out
+    assert plot.stat().st_size > 0  # `make test` installs the plot extra (matplotlib)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from serving import QUESTIONS, chat_prompt, scratchlm_generate, serving, sse_events, trained_model
+from serving import QUESTIONS, chat_prompt, scratchlm_generate, sse_events
 
 from scratchlm import chat_format
 from scratchlm.confidence import DONT_KNOW
@@ -20,22 +20,6 @@ from scratchlm.model import load_model
 from scratchlm.prompts import conversation_ids
 
 pytestmark = pytest.mark.xdist_group("serve")  # one worker trains the model and runs the servers
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return trained_model(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="module")
-def server(model_path):
-    with serving(model_path) as server:
-        yield server
-
-
-@pytest.fixture
-def client(server):
-    return openai.OpenAI(base_url=server.url + "v1", api_key="unused", max_retries=0, timeout=60)
 
 
 # ------------------------------------------------------------------------------ the API

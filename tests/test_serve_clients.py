@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from serving import QUESTIONS, chat_prompt, scratchlm_generate, serving, trained_model
+from serving import QUESTIONS, chat_prompt, scratchlm_generate
 
 pytestmark = pytest.mark.xdist_group("serve")  # one worker trains the model and runs the servers
 
@@ -19,17 +19,6 @@ NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens there
 OFFLINE = {"HTTP_PROXY": NOWHERE, "HTTPS_PROXY": NOWHERE, "ALL_PROXY": NOWHERE}
 OFFLINE |= {"NO_PROXY": "127.0.0.1,localhost"}
 SYSTEM = "You are a helpful assistant."
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return trained_model(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="module")
-def server(model_path):
-    with serving(model_path) as server:
-        yield server
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 import httpx
 import openai
 import pytest
-from serving import GOOD, QUESTIONS, chat_prompt, post, serving, trained_model
+from serving import GOOD, QUESTIONS, chat_prompt, post, serving
 
 from scratchlm.cli import main as cli
 from scratchlm.generate import generate_batch
@@ -20,22 +20,6 @@ from scratchlm.model import load_model
 from scratchlm.sampling import Sampling
 
 pytestmark = pytest.mark.xdist_group("serve")  # one worker trains the model and runs the servers
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return trained_model(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="module")
-def server(model_path):
-    with serving(model_path) as server:
-        yield server
-
-
-@pytest.fixture
-def client(server):
-    return openai.OpenAI(base_url=server.url + "v1", api_key="unused", max_retries=0, timeout=60)
 
 
 # ------------------------------------------------------------------------------ errors

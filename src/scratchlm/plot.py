@@ -6,7 +6,8 @@ file.
 - `plot_metrics`: one run's loss curves, and below them the gradient norm of each part;
 - `plot_compare`: `compare`'s runs, validation loss against training seconds and against tokens;
 - `plot_gradients`: `compare`'s runs, the gradient norm of each part and each recursion step's
-  share of the block's gradient (gradients.py), at the end of each run.
+  share of the block's gradient (gradients.py), at the end of each run;
+- `plot_steps`: a reasoner's exact-solve rate after each supervision step (`scratchlm sudoku`).
 """
 
 import logging
@@ -166,3 +167,21 @@ def plot_gradients(results, path: Path) -> bool:
 def _kind(part: str) -> str:
     """blocks.2.attn -> block.attn: the parts of a stack's blocks, taken together."""
     return re.sub(r"^blocks\.\d+\.", "block.", part)
+
+
+def plot_steps(rates: dict[str, list[float]], path: Path, title: str) -> bool:
+    """The exact-solve rate after each supervision step, one line per name in `rates` (say the
+    difficulty levels); returns whether a PNG was written (False without matplotlib)."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, values in rates.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
+    ax.set_xlabel("supervision step")
+    ax.set_ylabel("puzzles solved exactly")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(plt, fig, path)

@@ -220,9 +220,9 @@ def solve_main(args) -> int:
 
 
 def eval_main(args) -> int:
+    from ..plot import plot_steps
     from ..reason.model import load_reasoner
     from ..reason.puzzles import LEVELS, load_set
-    from ..reason.report import plot_steps
     from ..reason.train import evaluate
 
     model = load_reasoner(args.model)

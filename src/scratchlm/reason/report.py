@@ -1,16 +1,9 @@
-"""How a reasoner's work is shown: grids side by side, one per supervision step, and the plot of
-the exact-solve rate against supervision steps (with the optional matplotlib extra)."""
-
-import logging
-from pathlib import Path
+"""How a reasoner's work is shown: grids side by side, one per supervision step (the plot of the
+exact-solve rate against supervision steps is plot.plot_steps, with the other figures)."""
 
 import numpy as np
 
-from ..errors import WriteError
-from ..fileio import atomic_write
 from .sudoku import format_grid
-
-logger = logging.getLogger("scratchlm")
 
 
 def side_by_side(grids: list[np.ndarray], titles: list[str], per_row: int = 4) -> str:
@@ -49,32 +42,3 @@ def _mark(lines: list[str], changed: np.ndarray) -> list[str]:
         out.append("".join(chars))
         r += 1
     return out
-
-
-def plot_steps(rates: dict[str, list[float]], path: Path, title: str) -> bool:
-    """The exact-solve rate after each supervision step, one line per name in `rates` (say the
-    difficulty levels); returns whether a PNG was written (False without matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.info("matplotlib is not installed: no plot")
-        return False
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, values in rates.items():
-        ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
-    ax.set_xlabel("supervision step")
-    ax.set_ylabel("puzzles solved exactly")
-    ax.set_ylim(0, 1)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    try:
-        with atomic_write(path, WriteError) as f:
-            fig.savefig(f, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-    return True
