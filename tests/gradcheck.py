@@ -12,6 +12,14 @@ def fixed_dropout(rate=0.3, seed=7):
     return Dropout(rate, seed) if rate else None
 
 
+def training_loss(model, ids, targets, mask=None, dropout=0.0):
+    """The loss `model.loss_and_grads` returns, computed by the forward pass alone: the function
+    the whole-model checks differentiate numerically (a backward pass per evaluation would double
+    their time and add nothing). dropout: a rate, drawn as `fixed_dropout` draws it."""
+    logits, cache = model.forward(ids, dropout=fixed_dropout(dropout))
+    return model._objective(logits, cache, targets, mask)[0]
+
+
 def numerical_grad(f, x, eps=1e-5):
     """d f() / d x by central differences, perturbing the array `x` in place (and restoring it)."""
     grad = np.zeros_like(x)

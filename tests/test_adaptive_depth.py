@@ -5,7 +5,7 @@ generation against the full forward pass."""
 
 import numpy as np
 import pytest
-from gradcheck import assert_grads_close, fixed_dropout
+from gradcheck import assert_grads_close, fixed_dropout, training_loss
 from models import TINY, cope_positions, positions_clear, small_model
 
 import scratchlm.act
@@ -81,14 +81,14 @@ def test_whole_model_gradients(learned_pos, dropout):
     targets = np.random.default_rng(1).integers(0, 11, (2, 7))
     model = mixed_depths_model(IDS, cfg, new_dropout=lambda: fixed_dropout(dropout))
 
-    def loss_and_grads():
-        return model.loss_and_grads(IDS, targets, MASK, dropout=fixed_dropout(dropout))
-
-    loss, grads = loss_and_grads()
+    loss, grads = model.loss_and_grads(IDS, targets, MASK, dropout=fixed_dropout(dropout))
     assert set(grads) == set(model.params)
     assert {"block.halt.w", "block.halt.b"} <= set(grads)
     assert (loss == model.loss(IDS, targets, MASK)) == (not dropout)  # the masks matter
-    assert_grads_close(lambda: loss_and_grads()[0], model.params, grads)
+    assert loss == training_loss(model, IDS, targets, MASK, dropout)
+    assert_grads_close(
+        lambda: training_loss(model, IDS, targets, MASK, dropout), model.params, grads
+    )
 
 
 def test_ponder_gradient_alone():

@@ -3,7 +3,7 @@ forward pass (initial loss, causality, padding, batching, float32 vs float64).""
 
 import numpy as np
 import pytest
-from gradcheck import assert_grads_close, fixed_dropout
+from gradcheck import assert_grads_close, fixed_dropout, training_loss
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from models import TINY, cope_positions, positions_clear, small_model
@@ -33,9 +33,6 @@ def test_whole_model_gradients(overrides, dropout):
     ids, targets = rng.integers(0, 11, (2, 7)), rng.integers(0, 11, (2, 7))
     mask = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]])
 
-    def loss_and_grads(model):
-        return model.loss_and_grads(ids, targets, mask, dropout=fixed_dropout(dropout))
-
     # Precondition, not a tolerance: no CoPE position sits near an integer point or the clamp.
     seed = next(
         s
@@ -45,10 +42,13 @@ def test_whole_model_gradients(overrides, dropout):
         )
     )
     model = small_model(cfg, seed, perturbed=True)
-    loss, grads = loss_and_grads(model)
+    loss, grads = model.loss_and_grads(ids, targets, mask, dropout=fixed_dropout(dropout))
     assert set(grads) == set(model.params)
     assert (loss == model.loss(ids, targets, mask)) == (not dropout)  # the masks matter
-    assert_grads_close(lambda: loss_and_grads(model)[0], model.params, grads)
+    assert loss == training_loss(model, ids, targets, mask, dropout)
+    assert_grads_close(
+        lambda: training_loss(model, ids, targets, mask, dropout), model.params, grads
+    )
 
 
 def test_every_step_scale_gets_its_own_gradient():

@@ -5,7 +5,7 @@ checks of each new layer and of the whole model, cached decoding against the ful
 
 import numpy as np
 import pytest
-from gradcheck import assert_grads_close, fixed_dropout
+from gradcheck import assert_grads_close, fixed_dropout, training_loss
 from models import TINY, cope_positions, positions_clear, small_model
 from test_layers import check_params, kv_hide, randn
 
@@ -189,9 +189,6 @@ def gradcheck_model(cfg, dropout=0.0):
     ids, targets = rng.integers(0, 11, (2, 7)), rng.integers(0, 11, (2, 7))
     mask = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]])
 
-    def loss_and_grads(model):
-        return model.loss_and_grads(ids, targets, mask, dropout=fixed_dropout(dropout))
-
     seeds = range(50) if cfg.position == "cope" else [0]  # CoPE: positions off the kinks
     seed = next(
         s
@@ -202,9 +199,12 @@ def gradcheck_model(cfg, dropout=0.0):
         )
     )
     model = small_model(cfg, seed, perturbed=True)
-    loss, grads = loss_and_grads(model)
+    loss, grads = model.loss_and_grads(ids, targets, mask, dropout=fixed_dropout(dropout))
     assert set(grads) == set(model.params)
-    assert_grads_close(lambda: loss_and_grads(model)[0], model.params, grads)
+    assert loss == training_loss(model, ids, targets, mask, dropout)
+    assert_grads_close(
+        lambda: training_loss(model, ids, targets, mask, dropout), model.params, grads
+    )
 
 
 @pytest.mark.parametrize(("variant", "layout"), CASES)
