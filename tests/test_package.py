@@ -24,9 +24,11 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     # The wheel is built by the same pip as the tests use; build isolation fetches setuptools.
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist", ROOT)
     (wheel,) = (tmp_path / "dist").glob("scratchlm-*.whl")
-    venv.create(tmp_path / "env", with_pip=True)
+    # A bare environment, filled by this pip (`--python`): seeding one with its own pip would take
+    # longer than the install itself.
+    venv.create(tmp_path / "env")
     python = tmp_path / "env" / "bin" / "python"
-    run(python, "-m", "pip", "install", "-q", wheel)
+    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", wheel)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     out = run(
