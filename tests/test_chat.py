@@ -210,6 +210,7 @@ def test_chat_through_a_terminal(model, model_file):
         timeout=30,
         dimensions=(40, 250),
     )
+    child.delaybeforesend = None  # pexpect's 50 ms before each send: each line waits for a prompt
     try:
         child.expect("Ask a question")
 
