@@ -107,6 +107,19 @@ def test_direct_network_step(n_layers):
     assert_grads_close(f, params, step.grads)
 
 
+@pytest.mark.parametrize("kw", [dict(kind="trm"), dict(kind="trm", mixer="attention")])
+def test_a_float32_model_computes_in_float32(kw):
+    """No NumPy float64 constant (an np.sqrt of a size) promotes a float32 model: its carried
+    states and every gradient stay float32."""
+    cfg = ReasonConfig(**(TINY | kw))
+    params = init_params(cfg, 0, dtype="float32")
+    puzzles = np.random.default_rng(0).integers(0, 7, size=(2, cfg.n_cells))
+    y, z = initial_state(params, 2, cfg)
+    step = supervision_step(params, puzzles, y, z, cfg, puzzles + 1, grads=True)
+    assert (step.y.dtype, step.z.dtype) == (np.float32, np.float32)
+    assert {name for name, g in step.grads.items() if g.dtype != np.float32} == set()
+
+
 def test_carry_and_determinism():
     cfg, params, puzzles, solutions = tiny()
     y, z = initial_state(params, 2, cfg)

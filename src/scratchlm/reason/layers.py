@@ -11,6 +11,7 @@ each a forward/backward pair checked in float64 (tests/test_reason_layers.py):
 """
 
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -94,7 +95,9 @@ def attention_forward(h, p, cfg):
     q, k, v = (split_heads(t, cfg.n_heads) for t in (q, k, v))  # (B, H, L, dh)
     q, c_rope = rope_forward(q, None, cfg)
     k, _ = rope_forward(k, None, cfg)
-    s = q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1])  # (B, H, L, L)
+    # math.sqrt: a Python float, which keeps a float32 model in float32 (np.sqrt's NumPy float64
+    # scalar would promote every product after it to float64 under NumPy 2).
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, L, L)
     s -= s.max(axis=-1, keepdims=True)
     a = np.exp(s)
     a /= a.sum(axis=-1, keepdims=True)
@@ -111,7 +114,7 @@ def attention_backward(dout, cache: AttentionCache):
     da = do @ c.v.swapaxes(-1, -2)  # (B, H, L, L)
     dv = c.a.swapaxes(-1, -2) @ do
     ds = c.a * (da - (c.a * da).sum(axis=-1, keepdims=True))
-    ds /= np.sqrt(c.q.shape[-1])
+    ds /= math.sqrt(c.q.shape[-1])
     dq = rope_backward(ds @ c.k, c.rope)
     dk = rope_backward(ds.swapaxes(-1, -2) @ c.q, c.rope)
     dqkv = np.stack([merge_heads(t) for t in (dq, dk, dv)])  # (3, B, L, d)

@@ -17,6 +17,7 @@ they and x collect gradient only inside it. A "direct" model is the network appl
 y = net(x), the same heads, no carry.
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -53,13 +54,13 @@ def embed(puzzles, params, cfg: ReasonConfig):
     x = np.empty((B, cfg.seq_len, cfg.d_model), dtype=params["tok_emb"].dtype)
     x[:, :R] = params["reg_emb"]
     x[:, R:] = params["tok_emb"][puzzles]
-    x *= np.sqrt(cfg.d_model)
+    x *= math.sqrt(cfg.d_model)  # a Python float: float32 stays float32
     return x
 
 
 def embed_backward(dx, puzzles, cfg: ReasonConfig) -> dict:
     """-> {"tok_emb", "reg_emb"}: each row sums dx over the positions that read it."""
-    dx = dx * np.sqrt(cfg.d_model)
+    dx = dx * math.sqrt(cfg.d_model)
     R = cfg.n_registers
     dtok = scatter_add_rows((cfg.vocab_size, cfg.d_model), puzzles, dx[:, R:])  # (V, d)
     return {"tok_emb": dtok, "reg_emb": dx[:, :R].sum(axis=0)}
