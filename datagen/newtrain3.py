@@ -1,19 +1,8 @@
 # New training data, part 3 (after the first measurement): small talk and out-of-scope requests in
 # the many registers people type them, written from general chat habits (greetings, thanks,
 # goodbyes, acknowledgements, questions about the bot; requests of kinds the model cannot serve).
-from keys import conv
+from keys import BU, HOW, OK, B, C, H, N, T, W, conv
 
-H, HOW, T, B, OK, W, N, C, BU = (
-    "Hello! I am",
-    "just a program",
-    "You are welcome",
-    "Goodbye!",
-    "Great! Ask me",
-    "a computer program that answers",
-    "I do not have a name",
-    "I can answer simple",
-    "built from scratch",
-)
 SMALL = [
     (
         H,

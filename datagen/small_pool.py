@@ -1,14 +1,5 @@
-H, HOW, T, B, OK, W, N, C, BU = (
-    "Hello! I am",
-    "just a program",
-    "You are welcome",
-    "Goodbye!",
-    "Great! Ask me",
-    "a computer program that answers",
-    "I do not have a name",
-    "I can answer simple",
-    "built from scratch",
-)
+from keys import BU, HOW, OK, B, C, H, N, T, W
+
 POOL = [
     ("hi hi", H),
     ("heya", H),

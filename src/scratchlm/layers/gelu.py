@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .linear import linear_backward, linear_forward
-from .param import Layer, Param, fan_in, residual_out
+from .param import Layer, Param, up_down_params
 
 # A Python float: a NumPy float64 scalar would turn a float32 model's arithmetic into float64.
 C = math.sqrt(2.0 / math.pi)
@@ -19,10 +19,7 @@ K = 0.044715
 
 
 def gelu_params(cfg) -> dict[str, Param]:
-    return {
-        "w1": Param((cfg.d_model, cfg.d_ff), fan_in, True, "GELU up projection"),
-        "w2": Param((cfg.d_ff, cfg.d_model), residual_out(cfg.n_steps), True, "GELU down"),
-    }
+    return up_down_params(cfg, "GELU")
 
 
 def gelu_forward(u, p, cfg=None):

@@ -58,3 +58,12 @@ def constant(value: float) -> Init:
 
 
 zeros, ones = constant(0.0), constant(1.0)
+
+
+def up_down_params(cfg, label: str) -> dict[str, Param]:
+    """The two matrices of a one-hidden-layer feed-forward network (GELU, ReLU^2): w1 (d, F) up,
+    reading the normed stream, and w2 (F, d) down, writing into the residual stream."""
+    return {
+        "w1": Param((cfg.d_model, cfg.d_ff), fan_in, True, f"{label} up projection"),
+        "w2": Param((cfg.d_ff, cfg.d_model), residual_out(cfg.n_steps), True, f"{label} down"),
+    }

@@ -8,14 +8,11 @@ at 0 (its slope 2 relu(a) is continuous), and most of it is exactly zero, which 
 import numpy as np
 
 from .linear import linear_backward, linear_forward
-from .param import Layer, Param, fan_in, residual_out
+from .param import Layer, Param, up_down_params
 
 
 def relu2_params(cfg) -> dict[str, Param]:
-    return {
-        "w1": Param((cfg.d_model, cfg.d_ff), fan_in, True, "ReLU^2 up projection"),
-        "w2": Param((cfg.d_ff, cfg.d_model), residual_out(cfg.n_steps), True, "ReLU^2 down"),
-    }
+    return up_down_params(cfg, "ReLU^2")
 
 
 def relu2_forward(u, p, cfg=None):

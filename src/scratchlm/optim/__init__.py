@@ -3,7 +3,8 @@
 `TrainConfig.optimizer` picks one of `OPTIMIZERS` by name; every optimizer takes the parameters
 (updated in place), `lr`, `betas`, `eps`, `weight_decay` and `no_decay` (base.py), and keeps its
 state in slots a checkpoint stores. To add one, write its file (a subclass of `Optimizer` with
-`slot_names` and `update`) and add ONE line to `OPTIMIZERS`.
+its `update`, and `slot_names` if it keeps more than a momentum per parameter) and add ONE line
+to `OPTIMIZERS`.
 """
 
 from .adamw import AdamW

@@ -2,8 +2,8 @@
 with a per-name opt-out, and its state as named SLOTS (one array per parameter each: Adam's `m` and
 `v`, a momentum `m`), which is what a checkpoint stores (`opt.<slot>.<param>`, checkpoint.py).
 
-A subclass says which slots it keeps for which parameters (`slot_names`) and how one parameter
-moves (`update`); `step` checks the gradients, counts the step and applies the decay. The
+A subclass says how one parameter moves (`update`) and, unless a momentum `m` per parameter is
+all it keeps, which slots it keeps for which parameters (`slot_names`); `step` checks the gradients, counts the step and applies the decay. The
 arithmetic happens in the parameters' dtype, so a float32 model is updated in float32, and every
 intermediate of an update lands in one reusable buffer per dtype: a step allocates nothing.
 Not handled: parameter groups with different learning rates, sparse gradients.
@@ -47,8 +47,9 @@ class Optimizer:
 
     @classmethod
     def slot_names(cls, shapes: dict[str, tuple[int, ...]]) -> dict[str, list[str]]:
-        """The state this optimizer keeps: slot -> the parameters that have an array in it."""
-        raise NotImplementedError
+        """The state this optimizer keeps: slot -> the parameters that have an array in it. By
+        default one momentum `m` for every parameter (SGD's and Lion's whole state)."""
+        return {"m": list(shapes)}
 
     def update(self, name: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
         """Move the parameter `name` (in place) by its gradient g at learning rate lr."""

@@ -17,10 +17,6 @@ from .base import Optimizer
 class Lion(Optimizer):
     name = "lion"
 
-    @classmethod
-    def slot_names(cls, shapes):
-        return {"m": list(shapes)}
-
     def update(self, name, p, g, lr):
         m, buf = self.slots["m"][name], self.buffer(p)
         np.multiply(m, self.beta1, out=buf)

@@ -15,10 +15,6 @@ from .base import Optimizer
 class SGD(Optimizer):
     name = "sgd"
 
-    @classmethod
-    def slot_names(cls, shapes):
-        return {"m": list(shapes)}
-
     def update(self, name, p, g, lr):
         m, buf = self.slots["m"][name], self.buffer(p)
         m *= self.beta1
