@@ -34,12 +34,15 @@ no-dropout (chat dropout 0), full-loss (the chat loss on every token, questions 
 (chat batches of 32 at the pre-training lr 2e-3), no-weight-decay (0 instead of 0.1 in both
 phases), heads-8 (8 attention heads of 8 instead of 4 of 16), word (the seed's case-keeping word
 tokenizer instead of the caseless one), bpe (byte-level BPE of 4,096 tokens), all-words (every
-word of the training texts in the vocabulary, none read as `<unk>`).
+word of the training texts in the vocabulary, none read as `<unk>`), chat-12-epochs (the chat
+phase's 12 epochs of before the chat set grew, instead of 10).
 
 The history line measures chat history (`ChatSession(history=...)`, the model's own answers as
 the earlier turns): the held-out conversations asked turn by turn with history on (conv_history)
 and their last question alone (conv_alone), and CHAIN one-turn held-out questions asked one after
-another in one session with history on (chain_history) against each alone (chain_alone).
+another in one session with history on (chain_history) against each alone (chain_alone), and each
+small-talk message of data/hard asked after a one-turn held-out question (small_talk_after: "ok
+cool" after an answer).
 """
 
 import argparse
@@ -71,7 +74,7 @@ from scratchlm.train import demo_options, train_examples
 FIELDS = ("train_exact", "val_exact", "val_loss", "train_s", "cpu_s")
 CATEGORIES = ("form", "other_direction", "out_of_scope", "wrapped", "follow_up", "small_talk")
 CHAT = (*CATEGORIES, "known_dont_know", "val_chat", "precision", "recall")
-HISTORY = ("conv_history", "conv_alone", "chain_history", "chain_alone")
+HISTORY = ("conv_history", "conv_alone", "chain_history", "chain_alone", "small_talk_after")
 CHAIN = 40
 VARIANTS = (
     "demo",
@@ -83,6 +86,7 @@ VARIANTS = (
     "word",
     "bpe",
     "all-words",
+    "chat-12-epochs",
 )
 
 
@@ -104,6 +108,8 @@ def undo_choice(opts, variant: str) -> None:
         opts.tokenizer, opts.vocab_size = variant, None
     elif variant == "all-words":
         opts.vocab_size = None
+    elif variant == "chat-12-epochs":  # the demo's chat phase before the chat set grew
+        chat.train.epochs = 12
 
 
 def run(seed: int, out_dir: Path, variant: str = "demo") -> dict:
@@ -125,7 +131,9 @@ def run(seed: int, out_dir: Path, variant: str = "demo") -> dict:
         **chat_scores(model, load_categories(data / "hard"), val, True, DEFAULT_MIN_CONFIDENCE),
         **prefixed("raw_", chat_scores(model, load_categories(data / "hard"), val, False, None)),
         **calibrated(model, load_categories(data / "calibration"), load_categories(data / "hard")),
-        **history_scores(model, [turns(t) for t in val]),
+        **history_scores(
+            model, [turns(t) for t in val], load_examples(data / "hard/small_talk.json")
+        ),
     }
 
 
@@ -163,10 +171,18 @@ def session_score(model, questions: list[str], expected: list[str], history: boo
     ]
 
 
-def history_scores(model, conversations: list[list[tuple[str, str]]]) -> dict:
+def history_scores(
+    model, conversations: list[list[tuple[str, str]]], small_talk: list[str]
+) -> dict:
     multi = [c for c in conversations if len(c) > 1]
     single = [c[0] for c in conversations if len(c) == 1]
     chain = single[:: max(1, len(single) // CHAIN)][:CHAIN]
+    # each held-out small-talk message after a held-out question, as people say "ok cool"
+    firsts = single[:: max(1, len(single) // len(small_talk))][: len(small_talk)]
+    after = zip(firsts, map(turns, small_talk), strict=True)
+    small_talk_after = [
+        session_score(model, [f[0], q], [f[1], a], True)[-1] for f, ((q, a),) in after
+    ]
     last = lambda history: np.mean(  # noqa: E731
         [session_score(model, [q for q, _ in c], [a for _, a in c], history)[-1] for c in multi]
     )
@@ -176,6 +192,7 @@ def history_scores(model, conversations: list[list[tuple[str, str]]]) -> dict:
         "conv_alone": last(False),
         "chain_history": np.mean(session_score(model, questions, answers, True)),
         "chain_alone": np.mean(session_score(model, questions, answers, False)),
+        "small_talk_after": np.mean(small_talk_after),
     }
 
 

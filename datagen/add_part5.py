@@ -6,6 +6,7 @@
 # one answer it already had (conflicting new examples are dropped and printed); duplicates go.
 import json
 import string
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import newtrain5
 
 from scratchlm import chat_format
 from scratchlm.evaluate import load_categories
+from scratchlm.tokenizers import WordTokenizer
 
 BUNDLED = Path(__file__).resolve().parents[1] / "src/scratchlm/bundled"
 
@@ -29,8 +31,12 @@ def questions(example):
 held = [x for d in ("hard", "calibration") for x in load_categories(BUNDLED / d)["small_talk"]]
 held += json.loads((BUNDLED / "chat_val.json").read_text())
 forbid = {q for x in held for q in questions(x)}
-shipped = json.loads((BUNDLED / "chat.json").read_text())
-new = newtrain5.build()
+# the set as it was shipped before part 5
+BEFORE = "72d2e44:src/scratchlm/bundled/chat.json"
+shipped = json.loads(
+    subprocess.run(["git", "show", BEFORE], capture_output=True, check=True).stdout
+)
+new = newtrain5.build(shipped)
 answer = {}  # first question -> its answer in the shipped set
 for x in shipped:
     (q, a), *_ = chat_format.turns(x)
@@ -48,7 +54,21 @@ for why, xs in report.items():
     print(why, len(xs))
     for x in xs:
         print("   ", x[:110])
-print("shipped", len(shipped), "new", len(new), "out", len(out))
+tok = WordTokenizer.build(json.loads((BUNDLED / "pretrain.json").read_text()) + out)
+long = [x for x in out if len(tok.encode(x)) > 80]  # the demo's context
+out = [x for x in out if x not in long]
+print(
+    "too long (new ones)",
+    sum(x not in shipped for x in long),
+    "of",
+    len(long),
+    "shipped",
+    len(shipped),
+    "new",
+    len(new),
+    "out",
+    len(out),
+)
 if sys.argv[1:] == ["write"]:
     (BUNDLED / "chat.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     print("wrote", len(out))

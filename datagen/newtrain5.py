@@ -5,12 +5,15 @@
 # every phrase's words are seen often enough to be in the vocabulary (the demo keeps words seen at
 # least twice). The small-talk questions of the first data/hard (retired as a test set when a
 # fresh one, written by another session that never saw the training data, replaced it) are
-# added as they were.
+# added as they were. Small talk also comes after an answer ("ok cool", "thanks, bye"): drawn
+# after the shipped set's own one-turn and two-turn conversations, and before a question.
 import json
 import random
 from pathlib import Path
 
-from keys import BU, HOW, OK, B, C, H, N, T, W, conv
+from keys import BU, HOW, OK, SMALL_TALK, B, C, H, N, T, W, conv
+
+from scratchlm import chat_format
 
 CORE = {
     H: [
@@ -268,19 +271,46 @@ AFTER = ["", "", "", " bot", " buddy", " friend", " mate", " :)", " lol", " then
 ENDS = ["", "", "!", "?", ".", "!!", "..."]
 
 
-def build():
+def typed(rng, phrase, key):
+    """`phrase` as someone might type it: a friendly word before or after, some punctuation."""
+    before = rng.choice(BEFORE)
+    # a greeting before a greeting, or "hi," before "bye", says two things at once
+    if key in (H, B) and before.startswith(("hey", "hi")):
+        before = ""
+    after = rng.choice(AFTER) if key not in (C, N) else ""
+    text = before + phrase + after + rng.choice(ENDS)
+    return text[0].upper() + text[1:] if rng.random() < 0.4 else text
+
+
+def in_conversations(rng, shipped):
+    """Small talk after the shipped set's one-turn and two-turn conversations (mostly thanks,
+    acknowledgements and goodbyes, which is what follows an answer), and greetings before one."""
+    chats = [chat_format.turns(x) for x in shipped]
+    facts = [t for t in chats if len(t) == 1 and not any(k in t[0][1] for k in SMALL_TALK)]
+    pairs = [t for t in chats if len(t) == 2]
+    after = [T, T, OK, OK, OK, B, B, HOW, W, C, N, BU]
+    out = []
+    for n, first in enumerate(rng.sample(facts, 300) + rng.sample(pairs, 100)):
+        key = after[n % len(after)]
+        out.append(render([*first, (typed(rng, rng.choice(CORE[key]), key), key)]))
+    for first in rng.sample(facts, 60):
+        key = rng.choice([H, H, HOW])
+        out.append(render([(typed(rng, rng.choice(CORE[key]), key), key), *first]))
+    return out
+
+
+def render(turns):
+    """(question, answer or the piece of one) turns -> a chat string."""
+    return conv(*[x for turn in turns for x in turn])
+
+
+def build(shipped):
     rng = random.Random(5)
     out = []
     for key, phrases in CORE.items():
         for phrase in phrases:
             out.append(conv(phrase, key))
-            for _ in range(2):
-                before = rng.choice(BEFORE)
-                # a greeting before a greeting, or "hi," before "bye", says two things at once
-                if key in (H, B) and before.startswith(("hey", "hi")):
-                    before = ""
-                after = rng.choice(AFTER) if key not in (C, N) else ""
-                text = before + phrase + after + rng.choice(ENDS)
-                out.append(conv(text[0].upper() + text[1:] if rng.random() < 0.4 else text, key))
+            out += [conv(typed(rng, phrase, key), key) for _ in range(2)]
+    out += in_conversations(rng, shipped)
     retired = Path(__file__).parent / "retired_small_talk.json"
     return list(dict.fromkeys(out)) + json.loads(retired.read_text())
