@@ -267,7 +267,7 @@ CORE = {
     ],
 }
 BEFORE = ["", "", "", "hey, ", "oh, ", "ok ", "so ", "um ", "well, ", "hi, "]
-AFTER = ["", "", "", " bot", " buddy", " friend", " mate", " :)", " lol", " then", " please"]
+AFTER = ["", "", "", " bot", " buddy", " friend", " mate", ":)", " lol", " then", " please"]
 ENDS = ["", "", "!", "?", ".", "!!", "..."]
 
 
